@@ -1,0 +1,38 @@
+/*
+ * log.h — one-line log messages to stderr (or a sink a test installs).
+ *
+ * Thread-safety: every function may be called from any thread; each message
+ * is written with a single write(2), so lines from threads never interleave.
+ * vnet_log_set_level()/set_sink() are meant for start-up and tests.
+ */
+#ifndef VNET_LOG_H
+#define VNET_LOG_H
+
+#include <stdarg.h>
+
+enum vnet_log_level {
+	VNET_LOG_ERROR = 0,
+	VNET_LOG_WARN = 1,
+	VNET_LOG_INFO = 2,
+	VNET_LOG_DEBUG = 3,
+};
+
+typedef void (*vnet_log_sink_fn)(enum vnet_log_level level, const char *line, void *arg);
+
+void vnet_log_set_level(enum vnet_log_level level);
+enum vnet_log_level vnet_log_get_level(void);
+/* Parses "error|warn|info|debug"; returns -1 when unknown. */
+int vnet_log_parse_level(const char *name);
+/* Installs a sink instead of stderr (NULL restores stderr). */
+void vnet_log_set_sink(vnet_log_sink_fn sink, void *arg);
+
+void vnet_log(enum vnet_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vnet_vlog(enum vnet_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+#define vnet_err(...)   vnet_log(VNET_LOG_ERROR, __VA_ARGS__)
+#define vnet_warn(...)  vnet_log(VNET_LOG_WARN, __VA_ARGS__)
+#define vnet_info(...)  vnet_log(VNET_LOG_INFO, __VA_ARGS__)
+#define vnet_debug(...) vnet_log(VNET_LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,80 @@
+/* log.c — see vnet/log.h. */
+#include "vnet/log.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int log_level = VNET_LOG_INFO;
+static vnet_log_sink_fn _Atomic log_sink;
+static void *_Atomic log_sink_arg;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void vnet_log_set_level(enum vnet_log_level level)
+{
+	atomic_store(&log_level, (int)level);
+}
+
+enum vnet_log_level vnet_log_get_level(void)
+{
+	return (enum vnet_log_level)atomic_load(&log_level);
+}
+
+int vnet_log_parse_level(const char *name)
+{
+	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+		if (name && strcmp(name, level_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+void vnet_log_set_sink(vnet_log_sink_fn sink, void *arg)
+{
+	atomic_store(&log_sink_arg, arg);
+	atomic_store(&log_sink, sink);
+}
+
+void vnet_vlog(enum vnet_log_level level, const char *fmt, va_list ap)
+{
+	if ((int)level > atomic_load_explicit(&log_level, memory_order_relaxed))
+		return;
+
+	char line[512];
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (n < 0)
+		return;
+	size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	while (len > 0 && line[len - 1] == '\n')
+		line[--len] = '\0';
+
+	vnet_log_sink_fn sink = atomic_load(&log_sink);
+	if (sink) {
+		sink(level, line, atomic_load(&log_sink_arg));
+		return;
+	}
+
+	char out[600];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	int m = snprintf(out, sizeof(out), "%02d:%02d:%02d.%03ld vnet %s: %s\n", tm.tm_hour,
+			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], line);
+	if (m < 0)
+		return;
+	size_t outlen = (size_t)m < sizeof(out) ? (size_t)m : sizeof(out) - 1;
+	/* One write per line so concurrent threads never interleave within a line. */
+	ssize_t ignored = write(STDERR_FILENO, out, outlen);
+	(void)ignored;
+}
+
+void vnet_log(enum vnet_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vnet_vlog(level, fmt, ap);
+	va_end(ap);
+}

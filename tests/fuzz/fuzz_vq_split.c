@@ -1,0 +1,831 @@
+/*
+ * fuzz_vq_split.c — libFuzzer target for the device side of a split
+ * virtqueue (vnet/virtqueue.h) driven by a hostile driver.
+ *
+ * The input is a small program for a mock driver that owns the rings in a
+ * three-region guest memory (tests/common/testmem). The device under test is
+ * attached over it and the program interleaves driver writes (descriptors,
+ * avail entries and indices, flags, arbitrary bytes, whole chains, indirect
+ * tables) with device calls (pop, pop_burst, push, flush, notify control,
+ * detach/re-attach) and memory-table replacements, including one that moves
+ * the ring region to a new host mapping and revokes the old one.
+ *
+ * Every writable iovec handed out is memset, so an out-of-bounds piece hits a
+ * guard page or ASan. The harness aborts when an invariant of the header
+ * contract fails (see check_chain(), op_flush() ...).
+ *
+ * Input format (all integers little-endian; missing bytes read as 0):
+ *   h0: bits 0-2 log2(queue size) (1..128), bit 3 INDIRECT_DESC,
+ *       bit 4 EVENT_IDX, bit 5 custom ring addresses follow (3 x u16),
+ *       bit 6 ring addresses in UADDR space
+ *   h1: bits 0-1 region 1 size variant, bit 2 region 1 read-only,
+ *       bit 3 region 2 read-only
+ *   [u16 desc, u16 avail, u16 used]   when h0 bit 5: GPA = 0xfe00 + value
+ *   then ops until the input ends: u8 opcode (mod OP_COUNT) + arguments.
+ * See gen-corpus.py for a writer of this format.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "testmem.h"
+#include "vnet/guestmem.h"
+#include "vnet/log.h"
+#include "vnet/virtio_ring.h"
+#include "vnet/virtqueue.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+#define CHECK(cond)                                                                     \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
+			fprintf(stderr, "fuzz_vq_split: invariant failed at %s:%d: %s\n", \
+				__FILE__, __LINE__, #cond);                             \
+			abort();                                                        \
+		}                                                                       \
+	} while (0)
+
+/* Guest memory layout (GPA). */
+#define R0_GPA   0x10000ull /* rings + data, RW */
+#define R0_SIZE  0x4000ull
+#define R1_GPA   0x14000ull /* adjacent to R0: buffers may straddle */
+#define R2_GPA   0x20000ull /* after a gap */
+#define R2_GPA_MOVED 0x30000ull
+#define R2_SIZE  0x2000ull
+#define SHADOW_GPA 0x40000000ull /* never published: second host mapping of R0 */
+
+#define DEF_DESC  (R0_GPA + 0x0000)
+#define DEF_AVAIL (R0_GPA + 0x1000)
+#define DEF_USED  (R0_GPA + 0x2000)
+#define CUSTOM_BASE 0xfe00ull
+
+#define MAX_QSIZE 128
+#define IOV_MAX_POP 320   /* > VNET_VQ_MAX_SEGS */
+#define BURST_MAX 32
+#define BURST_IOV_MAX 24
+
+enum {
+	OP_DESC,        /* u8 idx, addr, len, u8 flags, u8 next: ring descriptor */
+	OP_DESC_AT,     /* addr(where), addr, len, u8 flags, u8 next: anywhere */
+	OP_AVAIL_ADD,   /* u16 head: next avail slot, not yet published */
+	OP_AVAIL_PUB,   /* avail->idx = shadow */
+	OP_AVAIL_BUMP,  /* u16 delta: avail->idx += delta */
+	OP_AVAIL_MISC,  /* u16 flags, u16 used_event */
+	OP_POP,         /* u16 max_iov */
+	OP_POP_BURST,   /* u8 n, u8 iov_per_chain */
+	OP_PUSH,        /* u8 which, u8 mode: complete an in-flight chain */
+	OP_PUSH_RAW,    /* u16 head, u8 written */
+	OP_FLUSH,
+	OP_ENABLE,
+	OP_DISABLE,
+	OP_HAS_AVAIL,
+	OP_POKE,        /* addr, u8 n, n bytes */
+	OP_REATTACH,    /* u8 mode, u16 last_avail */
+	OP_REPLACE,     /* u8 variant */
+	OP_CHAIN,       /* u8 n, u8 start, n x (addr, len, u8 write): build + publish */
+	OP_INDIRECT,    /* u8 n, u8 idx, addr(table), n x (addr, len, u8 write) */
+	OP_COUNT
+};
+
+struct reader {
+	const uint8_t *p;
+	size_t n;
+};
+
+static uint8_t rd8(struct reader *r)
+{
+	if (!r->n)
+		return 0;
+	r->n--;
+	return *r->p++;
+}
+
+static uint16_t rd16(struct reader *r)
+{
+	uint16_t lo = rd8(r);
+	return (uint16_t)(lo | (uint16_t)rd8(r) << 8);
+}
+
+static uint32_t rd32(struct reader *r)
+{
+	uint32_t lo = rd16(r);
+	return lo | (uint32_t)rd16(r) << 16;
+}
+
+static uint64_t rd64(struct reader *r)
+{
+	uint64_t lo = rd32(r);
+	return lo | (uint64_t)rd32(r) << 32;
+}
+
+/* A region as the harness (the guest) sees it right now. */
+struct region {
+	uint64_t gpa, size;
+	unsigned prot;
+	unsigned map;  /* index into testmem maps of the live host mapping */
+	bool present;
+};
+
+struct inflight {
+	uint16_t head;
+	uint32_t in_len;
+};
+
+struct pushed {
+	uint16_t head;
+	uint32_t len;
+};
+
+static struct {
+	struct testmem m;
+	struct region reg[3];
+	uint16_t qsize;
+	uint64_t features;
+	struct vnet_vq_config cfg;
+	uint64_t desc_gpa, avail_gpa, used_gpa; /* where the guest keeps its rings */
+	struct vnet_vq vq;
+	bool attached;
+	uint16_t avail_shadow;
+	struct inflight fl[MAX_QSIZE * 2];
+	unsigned nfl;
+	struct pushed pend[MAX_QSIZE * 2];
+	unsigned npend;
+	bool used_dirty;   /* something other than the device wrote the used ring */
+	bool was_broken;
+	unsigned log_at_break;
+	struct iovec iov[BURST_MAX * BURST_IOV_MAX + IOV_MAX_POP];
+	struct vnet_vq_chain chains[BURST_MAX];
+} S;
+
+static size_t page_sz;
+
+/* ---- guest-side memory access (the driver's view) ---- */
+
+static uint8_t *ghost(uint64_t gpa)
+{
+	for (unsigned i = 0; i < 3; i++) {
+		const struct region *r = &S.reg[i];
+		if (r->present && gpa >= r->gpa && gpa - r->gpa < r->size)
+			return (uint8_t *)S.m.maps[r->map].host + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+static bool range_hits(uint64_t gpa, uint64_t len, uint64_t start, uint64_t alen)
+{
+	return len && gpa < start + alen && start < gpa + len;
+}
+
+/* Byte-wise write that silently drops unmapped bytes. */
+static void gwrite(uint64_t gpa, const void *src, size_t len)
+{
+	const uint8_t *s = src;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t *p = ghost(gpa + i);
+		if (p)
+			*p = s[i];
+	}
+	if (range_hits(gpa, len, S.used_gpa, vring_used_bytes(S.qsize)))
+		S.used_dirty = true;
+}
+
+static bool gread(uint64_t gpa, void *dst, size_t len)
+{
+	uint8_t *d = dst;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t *p = ghost(gpa + i);
+		if (!p)
+			return false;
+		d[i] = *p;
+	}
+	return true;
+}
+
+static void gwrite16(uint64_t gpa, uint16_t v)
+{
+	gwrite(gpa, &v, sizeof(v));
+}
+
+static uint16_t gread16(uint64_t gpa)
+{
+	uint16_t v = 0;
+	gread(gpa, &v, sizeof(v));
+	return v;
+}
+
+static void gdesc(uint64_t gpa, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	struct vring_desc d = {.addr = addr, .len = len, .flags = flags, .next = next};
+	gwrite(gpa, &d, sizeof(d));
+}
+
+static uint64_t rd_addr(struct reader *r)
+{
+	static const uint64_t bases[8] = {
+		R0_GPA + 0x3000,         /* data part of R0 */
+		R1_GPA,                  /* region 1 */
+		R2_GPA,                  /* region 2 */
+		R1_GPA - 0x400,          /* straddles R0/R1 */
+		R2_GPA + R2_SIZE - 0x400, /* near the end of R2 */
+		R0_GPA,                  /* the rings themselves */
+		0xfffffffffffff000ull,   /* wraps */
+		0,                       /* raw u64 */
+	};
+	uint8_t sel = rd8(r);
+	if ((sel & 7) == 7)
+		return rd64(r);
+	uint64_t off = rd16(r);
+	return (sel & 8) ? bases[sel & 7] - off : bases[sel & 7] + off;
+}
+
+static uint32_t rd_len(struct reader *r)
+{
+	uint16_t l = rd16(r);
+	return l == 0xffff ? rd32(r) : l;
+}
+
+/* ---- memory tables ---- */
+
+static void publish_table(void)
+{
+	struct vnet_mem_region regs[3];
+	unsigned n = 0;
+	for (unsigned i = 0; i < 3; i++) {
+		const struct region *r = &S.reg[i];
+		if (!r->present)
+			continue;
+		regs[n++] = (struct vnet_mem_region){
+			.gpa = r->gpa,
+			.size = r->size,
+			.uaddr = testmem_uaddr(r->gpa),
+			.host = S.m.maps[r->map].host,
+			.prot = r->prot,
+		};
+	}
+	char err[128];
+	struct vnet_mem_table *t = vnet_mem_table_new(regs, n, err, sizeof(err));
+	if (!t) {
+		fprintf(stderr, "fuzz_vq_split: vnet_mem_table_new: %s\n", err);
+		abort();
+	}
+	vnet_mem_table_free(vnet_guestmem_replace(&S.m.gm, t));
+}
+
+static void set_map_prot(unsigned map, int prot)
+{
+	struct testmem_map *t = &S.m.maps[map];
+	if (mprotect((uint8_t *)t->map + page_sz, t->map_len - 2 * page_sz, prot) != 0)
+		abort();
+}
+
+static void op_replace(struct reader *r)
+{
+	switch (rd8(r) % 5) {
+	case 0:
+		S.reg[1].present = true;
+		S.reg[2].present = true;
+		S.reg[2].gpa = R2_GPA;
+		break;
+	case 1:
+		S.reg[1].present = false;
+		break;
+	case 2:
+		S.reg[2].present = false;
+		break;
+	case 3:
+		S.reg[2].gpa = S.reg[2].gpa == R2_GPA ? R2_GPA_MOVED : R2_GPA;
+		break;
+	case 4: {
+#ifdef FUZZ_VQ_NO_REMAP /* local knob to keep fuzzing past a known bug */
+		publish_table();
+		return;
+#endif
+		/* Region 0 (the rings) gets a new host mapping, as after a vhost-user
+		 * SET_MEM_TABLE; the old one becomes inaccessible once the
+		 * replacement has returned. */
+		unsigned old = S.reg[0].map, nu = old == 0 ? 3 : 0;
+		set_map_prot(nu, PROT_READ | PROT_WRITE);
+		memcpy(S.m.maps[nu].host, S.m.maps[old].host, R0_SIZE);
+		S.reg[0].map = nu;
+		publish_table();
+		set_map_prot(old, PROT_NONE);
+		return;
+	}
+	}
+	publish_table();
+}
+
+/* ---- the device, with invariant checks ---- */
+
+static unsigned log_count(void)
+{
+	return testlog_count();
+}
+
+/* Called after every device operation. */
+static void check_state(void)
+{
+	if (!S.attached)
+		return;
+	if (S.vq.broken && !S.was_broken) {
+		S.was_broken = true;
+		S.log_at_break = log_count();
+	}
+	if (S.was_broken) {
+		CHECK(S.vq.broken);
+		CHECK(log_count() == S.log_at_break); /* logged once, then silent */
+	}
+	CHECK(S.nfl <= S.qsize);
+	if (!S.vq.broken)
+		CHECK(S.vq.inflight == S.nfl);
+}
+
+static bool piece_ok(const struct vnet_mem_table *t, const struct iovec *v, bool write)
+{
+	if (v->iov_len == 0)
+		return true;
+	unsigned n = vnet_mem_table_count(t);
+	for (unsigned i = 0; i < n; i++) {
+		const struct vnet_mem_region *rg = vnet_mem_table_region(t, i);
+		uintptr_t b = (uintptr_t)rg->host, p = (uintptr_t)v->iov_base;
+		if (p >= b && p - b < rg->size && v->iov_len <= rg->size - (p - b)) {
+			unsigned prot = rg->prot ? rg->prot : VNET_MEM_READ | VNET_MEM_WRITE;
+			return (prot & (write ? VNET_MEM_WRITE : VNET_MEM_READ)) != 0;
+		}
+	}
+	return false;
+}
+
+static void check_chain(const struct vnet_mem_table *t, const struct vnet_vq_chain *c,
+			const struct iovec *iov, unsigned max_iov)
+{
+	CHECK(c->iov == iov);
+	CHECK(c->head < S.qsize);
+	CHECK((unsigned)c->n_out + c->n_in <= max_iov);
+	CHECK((unsigned)c->n_out + c->n_in <= VNET_VQ_MAX_SEGS);
+	uint64_t out = 0, in = 0;
+	for (unsigned i = 0; i < c->n_out; i++) {
+		CHECK(piece_ok(t, &iov[i], false));
+		out += iov[i].iov_len;
+	}
+	for (unsigned i = c->n_out; i < (unsigned)c->n_out + c->n_in; i++) {
+		CHECK(piece_ok(t, &iov[i], true));
+		in += iov[i].iov_len;
+		/* The device fills its writable buffers: out-of-bounds → fault. */
+		memset(iov[i].iov_base, 0xa5, iov[i].iov_len);
+	}
+	CHECK(out == c->out_len);
+	CHECK(in == c->in_len);
+	/* Our memset may have scribbled over the used ring (guest's choice). */
+	for (unsigned i = c->n_out; i < (unsigned)c->n_out + c->n_in; i++) {
+		uint8_t *u = ghost(S.used_gpa);
+		uintptr_t p = (uintptr_t)iov[i].iov_base;
+		if (u && p < (uintptr_t)u + vring_used_bytes(S.qsize) &&
+		    (uintptr_t)u < p + iov[i].iov_len)
+			S.used_dirty = true;
+	}
+	/* Heads are unique among chains in flight. */
+	for (unsigned i = 0; i < S.nfl; i++)
+		CHECK(S.fl[i].head != c->head);
+	CHECK(S.nfl < S.qsize);
+	S.fl[S.nfl++] = (struct inflight){.head = c->head, .in_len = c->in_len};
+}
+
+static const struct vnet_mem_table *bracket_begin(unsigned *tok)
+{
+	return vnet_guestmem_read_begin(&S.m.gm, tok);
+}
+
+static void op_pop(struct reader *r)
+{
+	unsigned max_iov = rd16(r) % (IOV_MAX_POP + 1);
+	unsigned tok;
+	const struct vnet_mem_table *t = bracket_begin(&tok);
+	struct vnet_vq_chain c;
+	memset(&c, 0, sizeof(c));
+	int ret = vnet_vq_pop(&S.vq, &c, S.iov, max_iov);
+	if (ret == 1) {
+		CHECK(S.attached && !S.vq.broken);
+		check_chain(t, &c, S.iov, max_iov);
+	} else if (ret < 0) {
+		CHECK(!S.attached || S.vq.broken);
+	} else {
+		CHECK(ret == 0);
+	}
+	vnet_guestmem_read_end(&S.m.gm, tok);
+}
+
+static void op_pop_burst(struct reader *r)
+{
+	unsigned n = rd8(r) % (BURST_MAX + 1);
+	unsigned ipc = rd8(r) % (BURST_IOV_MAX + 1);
+	unsigned tok;
+	const struct vnet_mem_table *t = bracket_begin(&tok);
+	unsigned got = vnet_vq_pop_burst(&S.vq, S.chains, n, S.iov, ipc);
+	CHECK(got <= n);
+	if (got)
+		CHECK(S.attached);
+	for (unsigned i = 0; i < got; i++)
+		check_chain(t, &S.chains[i], S.iov + (size_t)i * ipc, ipc);
+	vnet_guestmem_read_end(&S.m.gm, tok);
+}
+
+static void do_push(uint16_t head, uint32_t written, bool expect_ok)
+{
+	unsigned tok;
+	bool was_usable = S.attached && !S.vq.broken;
+	bracket_begin(&tok);
+	vnet_vq_push(&S.vq, head, written);
+	vnet_guestmem_read_end(&S.m.gm, tok);
+	if (!was_usable)
+		return;
+	if (expect_ok) {
+		CHECK(!S.vq.broken);
+		if (S.npend < sizeof(S.pend) / sizeof(S.pend[0]))
+			S.pend[S.npend++] = (struct pushed){head, written};
+		else
+			S.used_dirty = true;
+	} else {
+		CHECK(S.vq.broken); /* a head not in flight breaks the queue */
+	}
+}
+
+static void remove_fl(unsigned i)
+{
+	S.fl[i] = S.fl[--S.nfl];
+}
+
+static void op_push(struct reader *r)
+{
+	uint8_t which = rd8(r), mode = rd8(r);
+	if (!S.nfl)
+		return;
+	unsigned i = which % S.nfl;
+	struct inflight f = S.fl[i];
+	uint32_t written = 0;
+	switch (mode % 3) {
+	case 0: written = f.in_len; break;
+	case 1: written = f.in_len ? (uint32_t)mode % (f.in_len + 1) : 0; break;
+	default: written = 0; break;
+	}
+	remove_fl(i);
+	do_push(f.head, written, true);
+}
+
+static void op_push_raw(struct reader *r)
+{
+	uint16_t head = rd16(r);
+	uint32_t written = rd8(r);
+	for (unsigned i = 0; i < S.nfl; i++) {
+		if (S.fl[i].head == head) {
+			if (written > S.fl[i].in_len)
+				written = S.fl[i].in_len;
+			remove_fl(i);
+			do_push(head, written, true);
+			return;
+		}
+	}
+	do_push(head, written, false);
+}
+
+static void op_flush(void)
+{
+	unsigned tok;
+	bool usable = S.attached && !S.vq.broken;
+	uint16_t before = usable ? S.vq.used_published : 0;
+	bracket_begin(&tok);
+	(void)vnet_vq_flush(&S.vq);
+	vnet_guestmem_read_end(&S.m.gm, tok);
+	if (!usable || S.vq.broken) {
+		S.npend = 0;
+		return;
+	}
+	/* Everything pushed is published, in push order, at the right slots. */
+	uint16_t idx = gread16(S.used_gpa + offsetof(struct vring_used, idx));
+	if (S.npend) /* the device stores its own index, whatever the guest wrote */
+		CHECK(idx == (uint16_t)(before + S.npend));
+	if (!S.used_dirty) {
+		/* A hostile driver can recycle heads before reaping them, so more
+		 * than qsize entries may be pushed: only the last qsize survive. */
+		unsigned first = S.npend > S.qsize ? S.npend - S.qsize : 0;
+		for (unsigned k = first; k < S.npend; k++) {
+			struct vring_used_elem e = {0, 0};
+			uint64_t slot = S.used_gpa + offsetof(struct vring_used, ring) +
+					(uint64_t)((uint16_t)(before + k) & (S.qsize - 1)) * sizeof(e);
+			CHECK(gread(slot, &e, sizeof(e)));
+			CHECK(e.id == S.pend[k].head);
+			CHECK(e.len == S.pend[k].len);
+		}
+	}
+	S.npend = 0;
+	S.used_dirty = false;
+}
+
+static void op_enable(void)
+{
+	unsigned tok;
+	bool usable = S.attached && !S.vq.broken;
+	bracket_begin(&tok);
+	bool more = vnet_vq_enable_notify(&S.vq);
+	vnet_guestmem_read_end(&S.m.gm, tok);
+	if (!usable || S.vq.broken)
+		return;
+	uint16_t avail_idx = gread16(S.avail_gpa + offsetof(struct vring_avail, idx));
+	if (S.features & (1ull << VIRTIO_F_RING_EVENT_IDX)) {
+		uint64_t ev = S.used_gpa + offsetof(struct vring_used, ring) +
+			      (uint64_t)S.qsize * sizeof(struct vring_used_elem);
+		CHECK(gread16(ev) == S.vq.last_avail);
+	} else {
+		CHECK(!(gread16(S.used_gpa) & VRING_USED_F_NO_NOTIFY));
+	}
+	/* No lost wake-up: "false" means nothing is pending right now. */
+	CHECK(more == (avail_idx != S.vq.last_avail));
+}
+
+static void op_disable(void)
+{
+	unsigned tok;
+	bracket_begin(&tok);
+	vnet_vq_disable_notify(&S.vq);
+	vnet_guestmem_read_end(&S.m.gm, tok);
+}
+
+static void op_has_avail(void)
+{
+	unsigned tok;
+	bool usable = S.attached && !S.vq.broken;
+	bracket_begin(&tok);
+	bool has = vnet_vq_has_avail(&S.vq);
+	vnet_guestmem_read_end(&S.m.gm, tok);
+	if (!usable)
+		CHECK(!has);
+	else if (!S.vq.broken && !has)
+		/* It may answer from a cached index (so "true" can be stale if a
+		 * hostile driver moves avail->idx back), but never misses work. */
+		CHECK(gread16(S.avail_gpa + offsetof(struct vring_avail, idx)) == S.vq.last_avail);
+}
+
+static void attach(void)
+{
+	unsigned tok;
+	bracket_begin(&tok);
+	int ret = vnet_vq_attach(&S.vq, &S.m.gm, &S.cfg);
+	vnet_guestmem_read_end(&S.m.gm, tok);
+	S.attached = ret == 0;
+	if (ret != 0)
+		CHECK(ret == -EINVAL || ret == -EFAULT);
+	S.was_broken = false;
+	S.nfl = 0;
+	S.npend = 0;
+	S.used_dirty = false;
+}
+
+static void op_reattach(struct reader *r)
+{
+	uint8_t mode = rd8(r);
+	uint16_t base = rd16(r);
+	uint16_t next = 0;
+	if (S.attached)
+		next = vnet_vq_detach(&S.vq);
+	attach();
+	if (S.attached && (mode & 1))
+		vnet_vq_set_last_avail(&S.vq, (mode & 2) ? base : next);
+}
+
+/* ---- driver-side conveniences ---- */
+
+static uint64_t desc_slot(uint16_t i)
+{
+	return S.desc_gpa + (uint64_t)(i & (S.qsize - 1)) * sizeof(struct vring_desc);
+}
+
+static void avail_add(uint16_t head)
+{
+	gwrite16(S.avail_gpa + offsetof(struct vring_avail, ring) +
+			 (uint64_t)(S.avail_shadow & (S.qsize - 1)) * 2,
+		 head);
+	S.avail_shadow++;
+}
+
+static void avail_publish(void)
+{
+	gwrite16(S.avail_gpa + offsetof(struct vring_avail, idx), S.avail_shadow);
+}
+
+static void op_chain(struct reader *r)
+{
+	unsigned n = rd8(r) % 8 + 1;
+	uint16_t start = rd8(r);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t addr = rd_addr(r);
+		uint32_t len = rd_len(r);
+		uint8_t w = rd8(r);
+		uint16_t flags = (uint16_t)((k + 1 < n ? VRING_DESC_F_NEXT : 0) |
+					    ((w & 1) ? VRING_DESC_F_WRITE : 0));
+		gdesc(desc_slot((uint16_t)(start + k)), addr, len, flags,
+		      (uint16_t)((start + k + 1) & (S.qsize - 1)));
+	}
+	avail_add((uint16_t)(start & (S.qsize - 1)));
+	avail_publish();
+}
+
+static void op_indirect(struct reader *r)
+{
+	unsigned n = rd8(r) % 16 + 1;
+	uint16_t idx = rd8(r);
+	uint64_t table = rd_addr(r);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t addr = rd_addr(r);
+		uint32_t len = rd_len(r);
+		uint8_t w = rd8(r);
+		uint16_t flags = (uint16_t)((k + 1 < n ? VRING_DESC_F_NEXT : 0) |
+					    ((w & 1) ? VRING_DESC_F_WRITE : 0));
+		gdesc(table + (uint64_t)k * sizeof(struct vring_desc), addr, len, flags,
+		      (uint16_t)(k + 1));
+	}
+	gdesc(desc_slot(idx), table, (uint32_t)(n * sizeof(struct vring_desc)),
+	      VRING_DESC_F_INDIRECT, 0);
+	avail_add((uint16_t)(idx & (S.qsize - 1)));
+	avail_publish();
+}
+
+static bool trace; /* FUZZ_VQ_TRACE=1: print each op (for minimised crashes) */
+
+static void run_op(struct reader *r)
+{
+	uint8_t op = rd8(r) % OP_COUNT;
+	if (trace) {
+		static const char *const names[OP_COUNT] = {
+			"desc", "desc_at", "avail_add", "avail_pub", "avail_bump", "avail_misc",
+			"pop", "pop_burst", "push", "push_raw", "flush", "enable", "disable",
+			"has_avail", "poke", "reattach", "replace", "chain", "indirect"};
+		fprintf(stderr, "op %s (remaining %zu) inflight %u last_avail %u used_idx %u%s\n",
+			names[op], r->n, S.nfl, S.vq.last_avail, S.vq.used_idx,
+			S.vq.broken ? " BROKEN" : "");
+	}
+	switch (op) {
+	case OP_DESC: {
+		uint16_t i = rd8(r);
+		uint64_t addr = rd_addr(r);
+		uint32_t len = rd_len(r);
+		uint16_t flags = rd8(r), next = rd8(r);
+		gdesc(desc_slot(i), addr, len, flags, next);
+		break;
+	}
+	case OP_DESC_AT: {
+		uint64_t where = rd_addr(r), addr = rd_addr(r);
+		uint32_t len = rd_len(r);
+		uint16_t flags = rd8(r), next = rd8(r);
+		gdesc(where, addr, len, flags, next);
+		break;
+	}
+	case OP_AVAIL_ADD:
+		avail_add(rd16(r));
+		break;
+	case OP_AVAIL_PUB:
+		avail_publish();
+		break;
+	case OP_AVAIL_BUMP:
+		S.avail_shadow = (uint16_t)(gread16(S.avail_gpa + 2) + rd16(r));
+		avail_publish();
+		break;
+	case OP_AVAIL_MISC: {
+		uint16_t flags = rd16(r), ev = rd16(r);
+		gwrite16(S.avail_gpa, flags);
+		gwrite16(S.avail_gpa + offsetof(struct vring_avail, ring) + (uint64_t)S.qsize * 2,
+			 ev);
+		break;
+	}
+	case OP_POP:
+		op_pop(r);
+		break;
+	case OP_POP_BURST:
+		op_pop_burst(r);
+		break;
+	case OP_PUSH:
+		op_push(r);
+		break;
+	case OP_PUSH_RAW:
+		op_push_raw(r);
+		break;
+	case OP_FLUSH:
+		op_flush();
+		break;
+	case OP_ENABLE:
+		op_enable();
+		break;
+	case OP_DISABLE:
+		op_disable();
+		break;
+	case OP_HAS_AVAIL:
+		op_has_avail();
+		break;
+	case OP_POKE: {
+		uint64_t addr = rd_addr(r);
+		uint8_t buf[32];
+		unsigned n = rd8(r) % sizeof(buf);
+		for (unsigned i = 0; i < n; i++)
+			buf[i] = rd8(r);
+		gwrite(addr, buf, n);
+		break;
+	}
+	case OP_REATTACH:
+		op_reattach(r);
+		break;
+	case OP_REPLACE:
+		op_replace(r);
+		break;
+	case OP_CHAIN:
+		op_chain(r);
+		break;
+	case OP_INDIRECT:
+		op_indirect(r);
+		break;
+	}
+	check_state();
+	/* Once broken (or detached), the queue stays dead and hands out nothing. */
+	if (!S.attached || S.vq.broken) {
+		unsigned tok;
+		bracket_begin(&tok);
+		struct vnet_vq_chain c;
+		CHECK(vnet_vq_pop(&S.vq, &c, S.iov, 4) < 0);
+		CHECK(vnet_vq_pop_burst(&S.vq, S.chains, 2, S.iov, 4) == 0);
+		vnet_guestmem_read_end(&S.m.gm, tok);
+		check_state();
+	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	page_sz = (size_t)sysconf(_SC_PAGESIZE);
+	const char *t = getenv("FUZZ_VQ_TRACE");
+	trace = t && *t && *t != '0';
+	testlog_capture(); /* counts log lines; keeps stderr quiet */
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (!page_sz)
+		LLVMFuzzerInitialize(NULL, NULL);
+	struct reader r = {data, size};
+	uint8_t h0 = rd8(&r), h1 = rd8(&r);
+
+	memset(&S.vq, 0, sizeof(S.vq));
+	S.qsize = (uint16_t)(1u << (h0 & 7));
+	S.features = 1ull << VIRTIO_F_VERSION_1;
+	if (h0 & 0x08)
+		S.features |= 1ull << VIRTIO_F_RING_INDIRECT_DESC;
+	if (h0 & 0x10)
+		S.features |= 1ull << VIRTIO_F_RING_EVENT_IDX;
+	S.desc_gpa = DEF_DESC;
+	S.avail_gpa = DEF_AVAIL;
+	S.used_gpa = DEF_USED;
+	if (h0 & 0x20) {
+		S.desc_gpa = CUSTOM_BASE + rd16(&r);
+		S.avail_gpa = CUSTOM_BASE + rd16(&r);
+		S.used_gpa = CUSTOM_BASE + rd16(&r);
+	}
+
+	testmem_begin(&S.m);
+	testmem_add(&S.m, R0_GPA, R0_SIZE, 0);
+	uint64_t r1_size = 0x1000 + (uint64_t)(h1 & 3) * 0x1f0;
+	testmem_add(&S.m, R1_GPA, r1_size, (h1 & 4) ? VNET_MEM_READ : 0);
+	testmem_add(&S.m, R2_GPA, R2_SIZE, (h1 & 8) ? VNET_MEM_READ : 0);
+	testmem_add(&S.m, SHADOW_GPA, R0_SIZE, 0);
+	S.reg[0] = (struct region){R0_GPA, R0_SIZE, 0, 0, true};
+	S.reg[1] = (struct region){R1_GPA, r1_size, (h1 & 4) ? VNET_MEM_READ : 0, 1, true};
+	S.reg[2] = (struct region){R2_GPA, R2_SIZE, (h1 & 8) ? VNET_MEM_READ : 0, 2, true};
+	publish_table();
+
+	S.cfg = (struct vnet_vq_config){
+		.size = S.qsize,
+		.desc_addr = (h0 & 0x40) ? testmem_uaddr(S.desc_gpa) : S.desc_gpa,
+		.avail_addr = (h0 & 0x40) ? testmem_uaddr(S.avail_gpa) : S.avail_gpa,
+		.used_addr = (h0 & 0x40) ? testmem_uaddr(S.used_gpa) : S.used_gpa,
+		.ring_as = (h0 & 0x40) ? VNET_AS_UADDR : VNET_AS_GPA,
+		.features = S.features,
+		.name = "fuzz",
+	};
+	S.avail_shadow = 0;
+	testlog_clear();
+	attach();
+
+	while (r.n)
+		run_op(&r);
+
+	if (S.attached)
+		vnet_vq_detach(&S.vq);
+	S.attached = false;
+	testmem_fini(&S.m);
+	return 0;
+}
