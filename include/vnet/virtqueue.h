@@ -131,7 +131,9 @@ void vnet_vq_push(struct vnet_vq *vq, uint16_t head, uint32_t written);
 /*
  * Publishes every pushed entry with one release store of used->idx and
  * returns whether the driver wants a used-buffer notification now
- * (NO_INTERRUPT flag, or EVENT_IDX used_event crossed).
+ * (NO_INTERRUPT flag, or EVENT_IDX used_event crossed; the first decision
+ * after attach under EVENT_IDX is always yes, as in Linux vhost). With
+ * nothing pushed it writes nothing and returns false.
  */
 bool vnet_vq_flush(struct vnet_vq *vq);
 

@@ -6,7 +6,9 @@
  * table), decides when the device needs a kick, and reaps used entries.
  *
  * The device is not trusted either: a used id that is out of range or not in
- * flight marks the queue broken (logged once) instead of corrupting state.
+ * flight, a used index moved past what was made available, or a written
+ * length larger than the chain's writable bytes marks the queue broken
+ * (logged once) instead of corrupting state.
  *
  * Thread-safety: one thread at a time per queue; no internal locking.
  */
@@ -84,8 +86,8 @@ void vnet_vq_driver_fini(struct vnet_vq_driver *drv);
  * n_out+n_in) device-writable. With `indirect` (and indirect tables
  * configured) the chain takes one ring descriptor. Not visible to the device
  * until vnet_vq_driver_kick_prepare(). Returns 0, -ENOSPC (not enough free
- * descriptors), -EINVAL (no buffers, cookie NULL, too many for an indirect
- * table) or -EIO (broken).
+ * descriptors now: reap and retry), -EINVAL (no buffers, cookie NULL, more
+ * buffers than the ring or an indirect table can ever hold) or -EIO (broken).
  */
 int vnet_vq_driver_add(struct vnet_vq_driver *drv, const struct vnet_buf *bufs, unsigned n_out,
 		       unsigned n_in, void *cookie, bool indirect);

@@ -51,7 +51,7 @@ static int map_rings(struct vnet_vq *vq, const struct vnet_mem_table *t)
 static const struct vnet_mem_table *current_table(struct vnet_vq *vq)
 {
 	const struct vnet_mem_table *t = vnet_guestmem_table(vq->gm);
-	if (__builtin_expect(vnet_mem_table_generation(t) != vq->mem_gen, 0)) {
+	if (__builtin_expect(t->generation != vq->mem_gen, 0)) {
 		if (map_rings(vq, t) < 0) {
 			char reason[sizeof(vq->broken_reason)];
 			memcpy(reason, vq->broken_reason, sizeof(reason));

@@ -59,7 +59,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define R2_GPA   0x20000ull /* after a gap */
 #define R2_GPA_MOVED 0x30000ull
 #define R2_SIZE  0x2000ull
-#define SHADOW_GPA 0x40000000ull /* never published: second host mapping of R0 */
+#define SHADOW_GPA 0x40000000ull /* GPAs given to testmem for the extra mappings */
+
+/* testmem maps, created once and reused by every input (mmap per input
+ * would cost more than the run itself). Map sizes equal region sizes, so the
+ * guard page right after each region's last byte always applies. */
+enum {
+	MAP_R0,          /* rings + data */
+	MAP_R0_SHADOW,   /* second host mapping of R0 (see OP_REPLACE 4) */
+	MAP_R1,          /* + variant 0..3: region 1 comes in four sizes */
+	MAP_R2 = MAP_R1 + 4,
+	MAP_COUNT
+};
+#define R1_SIZE(v) (0x1000ull + (uint64_t)(v) * 0x1f0)
 
 #define DEF_DESC  (R0_GPA + 0x0000)
 #define DEF_AVAIL (R0_GPA + 0x1000)
@@ -160,6 +172,8 @@ static struct {
 	bool used_dirty;   /* something other than the device wrote the used ring */
 	bool was_broken;
 	unsigned log_at_break;
+	bool mem_ready;
+	bool revoked; /* one R0 mapping is PROT_NONE */
 	struct iovec iov[BURST_MAX * BURST_IOV_MAX + IOV_MAX_POP];
 	struct vnet_vq_chain chains[BURST_MAX];
 } S;
@@ -303,19 +317,16 @@ static void op_replace(struct reader *r)
 		S.reg[2].gpa = S.reg[2].gpa == R2_GPA ? R2_GPA_MOVED : R2_GPA;
 		break;
 	case 4: {
-#ifdef FUZZ_VQ_NO_REMAP /* local knob to keep fuzzing past a known bug */
-		publish_table();
-		return;
-#endif
 		/* Region 0 (the rings) gets a new host mapping, as after a vhost-user
 		 * SET_MEM_TABLE; the old one becomes inaccessible once the
 		 * replacement has returned. */
-		unsigned old = S.reg[0].map, nu = old == 0 ? 3 : 0;
+		unsigned old = S.reg[0].map, nu = old == MAP_R0 ? MAP_R0_SHADOW : MAP_R0;
 		set_map_prot(nu, PROT_READ | PROT_WRITE);
 		memcpy(S.m.maps[nu].host, S.m.maps[old].host, R0_SIZE);
 		S.reg[0].map = nu;
 		publish_table();
 		set_map_prot(old, PROT_NONE);
+		S.revoked = true;
 		return;
 	}
 	}
@@ -441,13 +452,16 @@ static void do_push(uint16_t head, uint32_t written, bool expect_ok)
 {
 	unsigned tok;
 	bool was_usable = S.attached && !S.vq.broken;
-	bracket_begin(&tok);
+	const struct vnet_mem_table *t = bracket_begin(&tok);
+	/* After a table change the push re-maps the rings first, which fails
+	 * (queue broken) when the new table no longer holds them. */
+	bool remaps = S.vq.mem_gen != vnet_mem_table_generation(t);
 	vnet_vq_push(&S.vq, head, written);
 	vnet_guestmem_read_end(&S.m.gm, tok);
 	if (!was_usable)
 		return;
 	if (expect_ok) {
-		CHECK(!S.vq.broken);
+		CHECK(!S.vq.broken || remaps);
 		if (S.npend < sizeof(S.pend) / sizeof(S.pend[0]))
 			S.pend[S.npend++] = (struct pushed){head, written};
 		else
@@ -729,11 +743,11 @@ static void run_op(struct reader *r)
 		break;
 	case OP_POKE: {
 		uint64_t addr = rd_addr(r);
-		uint8_t buf[32];
-		unsigned n = rd8(r) % sizeof(buf);
-		for (unsigned i = 0; i < n; i++)
-			buf[i] = rd8(r);
-		gwrite(addr, buf, n);
+		unsigned n = rd8(r) % 32;
+		for (unsigned i = 0; i < n; i++) {
+			uint8_t b = rd8(r);
+			gwrite(addr + i, &b, 1);
+		}
 		break;
 	}
 	case OP_REATTACH:
@@ -796,15 +810,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		S.used_gpa = CUSTOM_BASE + rd16(&r);
 	}
 
-	testmem_begin(&S.m);
-	testmem_add(&S.m, R0_GPA, R0_SIZE, 0);
-	uint64_t r1_size = 0x1000 + (uint64_t)(h1 & 3) * 0x1f0;
-	testmem_add(&S.m, R1_GPA, r1_size, (h1 & 4) ? VNET_MEM_READ : 0);
-	testmem_add(&S.m, R2_GPA, R2_SIZE, (h1 & 8) ? VNET_MEM_READ : 0);
-	testmem_add(&S.m, SHADOW_GPA, R0_SIZE, 0);
-	S.reg[0] = (struct region){R0_GPA, R0_SIZE, 0, 0, true};
-	S.reg[1] = (struct region){R1_GPA, r1_size, (h1 & 4) ? VNET_MEM_READ : 0, 1, true};
-	S.reg[2] = (struct region){R2_GPA, R2_SIZE, (h1 & 8) ? VNET_MEM_READ : 0, 2, true};
+	if (!S.mem_ready) {
+		testmem_begin(&S.m);
+		testmem_add(&S.m, R0_GPA, R0_SIZE, 0);
+		testmem_add(&S.m, SHADOW_GPA, R0_SIZE, 0);
+		for (unsigned v = 0; v < 4; v++)
+			testmem_add(&S.m, SHADOW_GPA * (2 + v), R1_SIZE(v), 0);
+		testmem_add(&S.m, SHADOW_GPA * 6, R2_SIZE, 0);
+		S.mem_ready = true;
+	}
+	if (S.revoked) {
+		set_map_prot(MAP_R0, PROT_READ | PROT_WRITE);
+		set_map_prot(MAP_R0_SHADOW, PROT_READ | PROT_WRITE);
+		S.revoked = false;
+	}
+	unsigned r1v = h1 & 3;
+	memset(S.m.maps[MAP_R0].host, 0, R0_SIZE);
+	memset(S.m.maps[MAP_R1 + r1v].host, 0, R1_SIZE(r1v));
+	memset(S.m.maps[MAP_R2].host, 0, R2_SIZE);
+	S.reg[0] = (struct region){R0_GPA, R0_SIZE, 0, MAP_R0, true};
+	S.reg[1] = (struct region){R1_GPA, R1_SIZE(r1v), (h1 & 4) ? VNET_MEM_READ : 0,
+				   MAP_R1 + r1v, true};
+	S.reg[2] = (struct region){R2_GPA, R2_SIZE, (h1 & 8) ? VNET_MEM_READ : 0, MAP_R2, true};
 	publish_table();
 
 	S.cfg = (struct vnet_vq_config){
@@ -826,6 +853,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (S.attached)
 		vnet_vq_detach(&S.vq);
 	S.attached = false;
-	testmem_fini(&S.m);
 	return 0;
 }

@@ -467,6 +467,12 @@ static void *reader_main(void *arg)
 		if (n == 1) {
 			uint64_t v;
 			memcpy(&v, iov[0].iov_base, sizeof(v));
+			/* hold the bracket a while: the mapping must stay intact */
+			for (int k = 0; k < 64; k++) {
+				uint64_t again = *(const volatile uint64_t *)iov[0].iov_base;
+				if (again != v)
+					atomic_fetch_add(&c->errors, 1);
+			}
 			/* generation and region of the table: touches the table memory */
 			const struct vnet_mem_region *r = vnet_mem_table_region(t, 0);
 			if (v < prev || !r || r->host != iov[0].iov_base ||

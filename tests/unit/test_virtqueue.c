@@ -3,10 +3,15 @@
  * driver (tests/common rawring writes the rings directly).
  *
  * Guest memory layout used by every test:
- *   A  0x100000 .. 0x200000  RW   ring 1 at 0x100000, buffers at 0x140000
- *   B  0x200000 .. 0x400000  RW   (adjacent to A) indirect tables, ring 2
+ *   A  0x100000 .. 0x200000  RW   buffers at 0x140000; ring 1's descriptor
+ *                                 table ends exactly at the end of A
+ *   B  0x200000 .. 0x400000  RW   (adjacent to A) indirect tables, ring 2;
+ *                                 ring 1's used ring ends at the end of B
  *      0x400000 .. 0x500000  unmapped gap
- *   C  0x500000 .. 0x510000  read-only
+ *   C  0x500000 .. 0x520000  read-only; ring 1's avail ring ends at its end
+ * Every testmem region is followed by a PROT_NONE guard page, so reading a
+ * descriptor past the table (or avail/used entries past their rings)
+ * faults instead of silently reading the neighbouring ring.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -29,7 +34,9 @@
 #define RING2 0x300000ull
 #define BUF2  0x310000ull
 #define GAP   0x450000ull
+#define B_END 0x400000ull
 #define RO    0x500000ull
+#define RO_END 0x520000ull
 #define BIG   0x100000000ull /* optional 2 GiB sparse region */
 
 #define QS 16
@@ -66,11 +73,19 @@ static void unlock(struct vfx *f)
 	f->locked = false;
 }
 
-/* (Re)initialises ring 1 at `base` and attaches queue 1 to it. */
-static int attach1_at(struct vfx *f, uint64_t base, uint16_t size, uint64_t features)
+/* (Re)initialises ring 1: each area ends at the end of its region. */
+static void ring1_init(struct vfx *f, uint16_t size)
+{
+	uint64_t desc = A_END - vring_desc_bytes(size);
+	uint64_t avail = (RO_END - vring_avail_bytes(size)) & ~1ull;
+	uint64_t used = (B_END - vring_used_bytes(size)) & ~3ull;
+	rawring_init(&f->r, &f->m, size, desc, avail, used);
+}
+
+static int attach1_cfg(struct vfx *f, uint16_t size, uint64_t features)
 {
 	vnet_vq_detach(&f->vq);
-	rawring_init_at(&f->r, &f->m, size, base);
+	ring1_init(f, size);
 	struct vnet_vq_config cfg = rawring_config(&f->r, features, Q1);
 	return vnet_vq_attach(&f->vq, &f->m.gm, &cfg);
 }
@@ -84,7 +99,7 @@ static int try_attach(struct vfx *f, const struct vnet_vq_config *cfg)
 
 static void attach1(struct vfx *f, uint16_t size, uint64_t features)
 {
-	assert_int_equal(attach1_at(f, RING1, size, features), 0);
+	assert_int_equal(attach1_cfg(f, size, features), 0);
 	assert_false(vnet_vq_is_broken(&f->vq));
 }
 
@@ -94,7 +109,7 @@ static int setup(void **state)
 	testmem_begin(&f->m);
 	testmem_add(&f->m, 0x100000, 0x100000, 0);
 	testmem_add(&f->m, 0x200000, 0x200000, 0);
-	testmem_add(&f->m, RO, 0x10000, VNET_MEM_READ);
+	testmem_add(&f->m, RO, RO_END - RO, VNET_MEM_READ);
 	testmem_publish(&f->m);
 	testlog_capture();
 	lock(f);
@@ -102,7 +117,7 @@ static int setup(void **state)
 	struct vnet_vq_config cfg = rawring_config(&f->r2, F_V1, "t/healthy");
 	if (vnet_vq_attach(&f->vq2, &f->m.gm, &cfg) != 0)
 		return -1;
-	if (attach1_at(f, RING1, QS, F_V1 | F_INDIRECT) != 0)
+	if (attach1_cfg(f, QS, F_V1 | F_INDIRECT) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -195,20 +210,20 @@ static void test_attach_misaligned(void **state)
 	struct vfx *f = *state;
 	struct vnet_vq_config cfg = rawring_config(&f->r, F_V1, Q1);
 	struct vnet_vq_config c = cfg;
-	c.desc_addr += 8;
+	c.desc_addr -= 8;
 	assert_int_equal(try_attach(f, &c), -EINVAL);
 	c = cfg;
-	c.avail_addr += 1;
+	c.avail_addr -= 1;
 	assert_int_equal(try_attach(f, &c), -EINVAL);
 	c = cfg;
-	c.used_addr += 2;
+	c.used_addr -= 2;
 	assert_int_equal(try_attach(f, &c), -EINVAL);
 	assert_true(pop(f) < 0);
 	/* minimal legal alignments are accepted */
 	c = cfg;
-	c.desc_addr += 16;
-	c.avail_addr += 2;
-	c.used_addr += 4;
+	c.desc_addr -= 16;
+	c.avail_addr -= 2;
+	c.used_addr -= 4;
 	assert_int_equal(try_attach(f, &c), 0);
 }
 
@@ -221,7 +236,7 @@ static void test_attach_used_readonly(void **state)
 	assert_true(pop(f) < 0);
 	/* the device only reads desc and avail: read-only memory is fine there */
 	vnet_vq_detach(&f->vq);
-	rawring_init(&f->r, &f->m, QS, RO, RO + 0x1000, RING1 + 0x1000);
+	rawring_init(&f->r, &f->m, QS, RO, RO + 0x1000, RING1);
 	cfg = rawring_config(&f->r, F_V1, Q1);
 	assert_int_equal(vnet_vq_attach(&f->vq, &f->m.gm, &cfg), 0);
 	desc(f, 0, BUF, 8, R, 0);
@@ -429,6 +444,17 @@ static void test_desc_loop_two(void **state)
 	expect_broken(f);
 }
 
+static void test_desc_loop_zero_len(void **state)
+{
+	/* zero-length descriptors add no bytes and no iovecs: only the
+	 * chain-length limit stops this loop */
+	struct vfx *f = *state;
+	desc(f, 0, BUF, 0, R | N, 1);
+	desc(f, 1, BUF, 0, R | N, 0);
+	rawring_publish(&f->r, 0);
+	expect_broken(f);
+}
+
 static void test_desc_chain_longer_than_size(void **state)
 {
 	struct vfx *f = *state;
@@ -479,6 +505,17 @@ static void test_inflight_exceeds_size(void **state)
 	for (unsigned i = 0; i < 4; i++)
 		assert_int_equal(pop(f), 1);
 	rawring_publish(&f->r, 0);
+	expect_broken(f);
+}
+
+static void test_head_republished_in_flight(void **state)
+{
+	/* a head still in flight is made available again (queue not full) */
+	struct vfx *f = *state;
+	desc(f, 2, BUF, 8, R, 0);
+	rawring_publish(&f->r, 2);
+	assert_int_equal(pop(f), 1);
+	rawring_publish(&f->r, 2);
 	expect_broken(f);
 }
 
@@ -587,8 +624,8 @@ static void test_indirect_len_zero(void **state)
 static void test_indirect_len_not_multiple(void **state)
 {
 	struct vfx *f = *state;
-	ind(f, IND, 0, BUF, 10, R | N, 1);
-	ind(f, IND, 1, BUF, 10, R, 0);
+	/* entry 0 alone would be a valid table: only the length is wrong */
+	ind(f, IND, 0, BUF, 10, R, 0);
 	desc(f, 0, IND, 24, VRING_DESC_F_INDIRECT, 0);
 	rawring_publish(&f->r, 0);
 	expect_broken(f);
@@ -652,6 +689,17 @@ static void test_indirect_loop(void **state)
 	ind(f, IND, 0, BUF, 10, R | N, 1);
 	ind(f, IND, 1, BUF, 10, R | N, 0);
 	desc(f, 0, IND, 32, VRING_DESC_F_INDIRECT, 0);
+	rawring_publish(&f->r, 0);
+	expect_broken(f);
+}
+
+static void test_indirect_loop_zero_len(void **state)
+{
+	struct vfx *f = *state;
+	ind(f, IND, 0, BUF, 0, R | N, 1);
+	ind(f, IND, 1, BUF, 0, R | N, 2);
+	ind(f, IND, 2, BUF, 0, R | N, 1);
+	desc(f, 0, IND, 48, VRING_DESC_F_INDIRECT, 0);
 	rawring_publish(&f->r, 0);
 	expect_broken(f);
 }
@@ -837,7 +885,7 @@ static void test_notify_event_idx_wrap(void **state)
 {
 	struct vfx *f = *state;
 	vnet_vq_detach(&f->vq);
-	rawring_init_at(&f->r, &f->m, 8, RING1);
+	ring1_init(f, 8);
 	rawring_set_used_idx(&f->r, 65530);
 	rawring_set_avail_idx(&f->r, 65530);
 	struct vnet_vq_config cfg = rawring_config(&f->r, F_V1 | F_EVENT, Q1);
@@ -955,8 +1003,10 @@ static void test_attach_uses_used_idx_from_memory(void **state)
 static void remap_ring_region(struct vfx *f, bool fault_old)
 {
 	unlock(f);
-	testmem_remap(&f->m, 0, fault_old); /* region A: ring 1 and BUF */
+	for (unsigned i = 0; i < f->m.n; i++)
+		testmem_remap(&f->m, i, fault_old);
 	testmem_publish(&f->m);
+	rawring_refresh(&f->r2);
 	rawring_refresh(&f->r);
 	lock(f);
 }
@@ -1058,11 +1108,13 @@ int main(void)
 		T(test_desc_zero_len_bad_addr),
 		T(test_desc_next_out_of_range),
 		T(test_desc_loop_two),
+		T(test_desc_loop_zero_len),
 		T(test_desc_chain_longer_than_size),
 		T(test_desc_readable_after_writable),
 		T(test_head_out_of_range),
 		T(test_avail_idx_jump),
 		T(test_inflight_exceeds_size),
+		T(test_head_republished_in_flight),
 		T(test_too_many_segments),
 		T(test_too_many_segments_by_spanning),
 		T(test_chain_len_overflows_u32),
@@ -1076,6 +1128,7 @@ int main(void)
 		T(test_indirect_straddles_regions),
 		T(test_indirect_nested),
 		T(test_indirect_loop),
+		T(test_indirect_loop_zero_len),
 		T(test_indirect_next_out_of_table),
 		T(test_indirect_readable_after_writable),
 		T(test_indirect_bad_buffer),

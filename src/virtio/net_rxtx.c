@@ -1,0 +1,128 @@
+/* net_rxtx.c — virtio-net frame path; see vnet/net_rxtx.h. */
+#include "vnet/net_rxtx.h"
+
+#include <string.h>
+
+#define ETH_HDR_LEN 14u
+
+/* Copies len bytes starting at byte `off` of the iovec into dst. */
+static void iov_gather(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+{
+	uint8_t *d = dst;
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t chunk = iov[i].iov_len - off;
+		if (chunk > len)
+			chunk = len;
+		memcpy(d, (uint8_t *)iov[i].iov_base + off, chunk);
+		d += chunk;
+		len -= chunk;
+		off = 0;
+	}
+}
+
+/* Copies len bytes from src into the iovec starting at byte `off`. */
+static void iov_scatter(const struct iovec *iov, unsigned n, size_t off, const void *src,
+			size_t len)
+{
+	const uint8_t *s = src;
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t chunk = iov[i].iov_len - off;
+		if (chunk > len)
+			chunk = len;
+		memcpy((uint8_t *)iov[i].iov_base + off, s, chunk);
+		s += chunk;
+		len -= chunk;
+		off = 0;
+	}
+}
+
+unsigned vnet_net_dequeue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt_pool *pool,
+			  struct vnet_pkt **pkts, unsigned n, bool discard,
+			  struct vnet_net_stats *st, bool *notify)
+{
+	struct vnet_vq_chain chains[VNET_NET_BURST];
+	struct iovec iov[VNET_NET_BURST * VNET_NET_MAX_SEGS];
+	if (n > VNET_NET_BURST)
+		n = VNET_NET_BURST;
+	/* Never take more chains than there are buffers to put them in. */
+	if (!discard && n > pool->nfree)
+		n = pool->nfree;
+	unsigned got = vnet_vq_pop_burst(vq, chains, n, iov, VNET_NET_MAX_SEGS);
+	unsigned out = 0;
+	for (unsigned i = 0; i < got; i++) {
+		struct vnet_vq_chain *c = &chains[i];
+		if (discard) {
+			st->drop_disabled++;
+		} else if (c->n_in || c->out_len < hdr_len + ETH_HDR_LEN) {
+			st->err_bad_chain++;
+		} else if (c->out_len - hdr_len > pool->frame_room) {
+			st->drop_too_big++;
+		} else {
+			struct vnet_pkt *p = vnet_pkt_alloc(pool);
+			struct virtio_net_hdr_mrg_rxbuf h;
+			iov_gather(c->iov, c->n_out, 0, &h, hdr_len);
+			memcpy(&p->vhdr, &h.hdr, sizeof(p->vhdr));
+			p->len = c->out_len - hdr_len;
+			iov_gather(c->iov, c->n_out, hdr_len, p->data, p->len);
+			st->packets++;
+			st->bytes += p->len;
+			pkts[out++] = p;
+		}
+		vnet_vq_push(vq, c->head, 0);
+	}
+	*notify = got ? vnet_vq_flush(vq) : false;
+	return out;
+}
+
+unsigned vnet_net_enqueue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt **pkts,
+			  unsigned n, struct vnet_net_stats *st, bool *notify)
+{
+	struct vnet_vq_chain chains[VNET_NET_BURST];
+	struct iovec iov[VNET_NET_BURST * VNET_NET_MAX_SEGS];
+	unsigned delivered = 0;
+	*notify = false;
+	while (delivered < n) {
+		unsigned want = n - delivered;
+		if (want > VNET_NET_BURST)
+			want = VNET_NET_BURST;
+		unsigned got = vnet_vq_pop_burst(vq, chains, want, iov, VNET_NET_MAX_SEGS);
+		if (got == 0)
+			break;
+		for (unsigned i = 0; i < got; i++) {
+			struct vnet_vq_chain *c = &chains[i];
+			struct vnet_pkt *p = pkts[delivered];
+			uint32_t need = hdr_len + p->len;
+			uint32_t written = 0;
+			if (c->n_out) {
+				st->err_bad_chain++; /* RX buffers must be device-writable */
+			} else if (c->in_len < need) {
+				st->drop_too_big++;
+				delivered++; /* the packet is dropped, not retried */
+			} else {
+				struct virtio_net_hdr_mrg_rxbuf h = {.num_buffers = 1};
+				/* No guest offloads are negotiated: the frame is complete. */
+				iov_scatter(c->iov, c->n_in, 0, &h, hdr_len);
+				iov_scatter(c->iov, c->n_in, hdr_len, p->data, p->len);
+				written = need;
+				st->packets++;
+				st->bytes += p->len;
+				delivered++;
+			}
+			vnet_vq_push(vq, c->head, written);
+		}
+		*notify |= vnet_vq_flush(vq);
+		if (vnet_vq_is_broken(vq))
+			break;
+	}
+	if (delivered < n)
+		st->drop_no_buf += n - delivered;
+	return delivered;
+}
