@@ -15,6 +15,14 @@ PACKAGES=(
 	libcmocka-dev
 	pkg-config
 	python3
+	# guest/interop tests (tests/guest, tests/lib/peers.sh)
+	qemu-system-x86
+	busybox-static
+	cpio
+	dpdk-dev
+	librte-net-vhost23
+	librte-net-virtio23
+	librte-mempool-ring23
 )
 
 missing=()
