@@ -5,30 +5,13 @@
 
 #define ETH_HDR_LEN 14u
 
-/* Copies len bytes starting at byte `off` of the iovec into dst. */
-static void iov_gather(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
-{
-	uint8_t *d = dst;
-	for (unsigned i = 0; i < n && len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t chunk = iov[i].iov_len - off;
-		if (chunk > len)
-			chunk = len;
-		memcpy(d, (uint8_t *)iov[i].iov_base + off, chunk);
-		d += chunk;
-		len -= chunk;
-		off = 0;
-	}
-}
+enum copy_dir { FROM_IOV, TO_IOV };
 
-/* Copies len bytes from src into the iovec starting at byte `off`. */
-static void iov_scatter(const struct iovec *iov, unsigned n, size_t off, const void *src,
-			size_t len)
+/* Copies len bytes between buf and the iovec's bytes from offset `off`. */
+static void iov_copy(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len,
+		     enum copy_dir dir)
 {
-	const uint8_t *s = src;
+	uint8_t *b = buf;
 	for (unsigned i = 0; i < n && len; i++) {
 		if (off >= iov[i].iov_len) {
 			off -= iov[i].iov_len;
@@ -37,8 +20,12 @@ static void iov_scatter(const struct iovec *iov, unsigned n, size_t off, const v
 		size_t chunk = iov[i].iov_len - off;
 		if (chunk > len)
 			chunk = len;
-		memcpy((uint8_t *)iov[i].iov_base + off, s, chunk);
-		s += chunk;
+		uint8_t *piece = (uint8_t *)iov[i].iov_base + off;
+		if (dir == FROM_IOV)
+			memcpy(b, piece, chunk);
+		else
+			memcpy(piece, b, chunk);
+		b += chunk;
 		len -= chunk;
 		off = 0;
 	}
@@ -68,10 +55,10 @@ unsigned vnet_net_dequeue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt_
 		} else {
 			struct vnet_pkt *p = vnet_pkt_alloc(pool);
 			struct virtio_net_hdr_mrg_rxbuf h;
-			iov_gather(c->iov, c->n_out, 0, &h, hdr_len);
+			iov_copy(c->iov, c->n_out, 0, &h, hdr_len, FROM_IOV);
 			memcpy(&p->vhdr, &h.hdr, sizeof(p->vhdr));
 			p->len = c->out_len - hdr_len;
-			iov_gather(c->iov, c->n_out, hdr_len, p->data, p->len);
+			iov_copy(c->iov, c->n_out, hdr_len, p->data, p->len, FROM_IOV);
 			st->packets++;
 			st->bytes += p->len;
 			pkts[out++] = p;
@@ -109,8 +96,8 @@ unsigned vnet_net_enqueue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt 
 			} else {
 				struct virtio_net_hdr_mrg_rxbuf h = {.num_buffers = 1};
 				/* No guest offloads are negotiated: the frame is complete. */
-				iov_scatter(c->iov, c->n_in, 0, &h, hdr_len);
-				iov_scatter(c->iov, c->n_in, hdr_len, p->data, p->len);
+				iov_copy(c->iov, c->n_in, 0, &h, hdr_len, TO_IOV);
+				iov_copy(c->iov, c->n_in, hdr_len, p->data, p->len, TO_IOV);
 				written = need;
 				st->packets++;
 				st->bytes += p->len;
