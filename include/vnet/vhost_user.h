@@ -231,6 +231,20 @@ int vnet_vhu_accept(int listen_fd);
  * -ENOENT / -ECONNREFUSED mean "not there yet, retry later". */
 int vnet_vhu_connect(const char *path);
 
+/*
+ * Client-mode reconnection (the front-end is the server): try to connect
+ * when due; on failure the next try waits twice as long, from 50 ms up to
+ * max_delay_ms, forever. Zero-initialise before the first call.
+ */
+struct vnet_vhu_reconnect {
+	unsigned delay_ms;
+	uint64_t next_ns; /* CLOCK_MONOTONIC */
+};
+
+/* Returns a connected fd, or -EAGAIN when not due yet or the try failed. */
+int vnet_vhu_reconnect_try(struct vnet_vhu_reconnect *rc, const char *path,
+			   unsigned max_delay_ms);
+
 /* Bounds blocking reads and writes on a connection (0 = no bound). */
 int vnet_vhu_set_timeout(int sock, unsigned ms);
 

@@ -11,7 +11,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "vnet/log.h"
@@ -28,16 +27,8 @@ struct backend {
 	struct vnet_pkt_pool pool;
 	struct vnet_pkt *held[PG_MAX_QUEUES][PG_BURST]; /* frames lent out by rx */
 	unsigned nheld[PG_MAX_QUEUES];
-	uint64_t next_connect_ns;
-	unsigned backoff_ms;
+	struct vnet_vhu_reconnect reconnect;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void backend_disconnect(struct backend *b)
 {
@@ -79,18 +70,11 @@ static void backend_service(struct pg_port *p)
 				if (s >= 0)
 					backend_attach(b, s);
 			}
-		} else if (mono_ns() >= b->next_connect_ns) {
-			int s = vnet_vhu_connect(o->socket);
-			if (s >= 0) {
-				b->backoff_ms = 0;
-				backend_attach(b, s);
-			} else {
-				/* The front-end is the server: retry forever with backoff. */
-				b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : 50;
-				if (b->backoff_ms > 1000)
-					b->backoff_ms = 1000;
-				b->next_connect_ns = mono_ns() + b->backoff_ms * 1000000ull;
-			}
+		} else {
+			/* The front-end is the server: retry forever with backoff. */
+			int fd = vnet_vhu_reconnect_try(&b->reconnect, o->socket, 1000);
+			if (fd >= 0)
+				backend_attach(b, fd);
 		}
 		if (!b->connected)
 			return;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RULE(req, min, max, fd, rep) \
@@ -388,4 +389,24 @@ int vnet_vhu_set_timeout(int sock, unsigned ms)
 	    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
 		return -errno;
 	return 0;
+}
+
+int vnet_vhu_reconnect_try(struct vnet_vhu_reconnect *rc, const char *path,
+			   unsigned max_delay_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (now < rc->next_ns)
+		return -EAGAIN;
+	int fd = vnet_vhu_connect(path);
+	if (fd >= 0) {
+		rc->delay_ms = 0;
+		return fd;
+	}
+	rc->delay_ms = rc->delay_ms ? rc->delay_ms * 2 : 50;
+	if (rc->delay_ms > max_delay_ms)
+		rc->delay_ms = max_delay_ms;
+	rc->next_ns = now + rc->delay_ms * 1000000ull;
+	return -EAGAIN;
 }
