@@ -213,6 +213,15 @@ int vnet_vhu_recv(int sock, struct vnet_vhu_msg *msg, int *fds, unsigned max_fds
 /* Sends header + msg->size payload bytes with fds. Returns 0 or -errno. */
 int vnet_vhu_send(int sock, const struct vnet_vhu_msg *msg, const int *fds, unsigned nfds);
 
+/* Most fds vnet_sock_send_fds() passes (tests send more than any request may). */
+#define VNET_SCM_MAX_FDS 64
+
+/*
+ * Sends len raw bytes on a stream socket, the fds (SCM_RIGHTS) with the
+ * first byte. Returns 0, -EINVAL (too many fds), -ETIMEDOUT, or -errno.
+ */
+int vnet_sock_send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned nfds);
+
 /* Closes fds[0..n) and sets them to -1. */
 void vnet_vhu_close_fds(int *fds, unsigned n);
 

@@ -83,6 +83,7 @@ struct vnet_vhu_ring {
 	uint16_t num;
 	uint16_t base;              /* avail index to resume from */
 	bool num_set, addr_set, enable_requested, started;
+	bool err_signalled;         /* err fd written since the ring last started */
 	struct vnet_vhu_vring_addr addr;
 	uint64_t interrupts;        /* call eventfd writes */
 	struct vnet_net_stats stats; /* written by the data-plane thread only */
@@ -108,16 +109,19 @@ struct vnet_vhu_dev {
 };
 
 /*
- * Takes ownership of the connected socket `sock` (sets CLOEXEC and the I/O
- * timeout). Returns 0 or -EINVAL (bad config) / -ENOMEM.
+ * On success takes ownership of the connected socket `sock` (sets the I/O
+ * timeout). Returns 0 or -EINVAL (bad config) / -ENOMEM; on failure the
+ * caller still owns `sock`, and vnet_vhu_dev_fini() is safe to call.
  */
 int vnet_vhu_dev_init(struct vnet_vhu_dev *dev, const struct vnet_vhu_backend_config *cfg,
 		      int sock);
 
 /*
- * Reads and serves one message. Returns 0 when served (including a request
- * that failed cleanly and was answered with a REPLY_ACK error), or <0 when
- * the connection must be dropped: -ECONNRESET (peer closed) or a protocol
+ * Reads and serves one message; call it when the socket is readable.
+ * Returns 0 when served (including a request that failed cleanly and was
+ * answered with a REPLY_ACK error), -EAGAIN when no message arrived within
+ * the I/O timeout (not fatal, nothing logged), or another <0 when the
+ * connection must be dropped: -ECONNRESET (peer closed) or a protocol
  * violation, described in dev->last_error and logged.
  */
 int vnet_vhu_dev_handle(struct vnet_vhu_dev *dev);

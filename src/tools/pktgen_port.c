@@ -81,7 +81,8 @@ static void backend_service(struct pg_port *p)
 	}
 	struct pollfd pfd = {.fd = b->dev.sock, .events = POLLIN};
 	while (b->connected && poll(&pfd, 1, 0) == 1) {
-		if (vnet_vhu_dev_handle(&b->dev) < 0)
+		int e = vnet_vhu_dev_handle(&b->dev);
+		if (e < 0 && e != -EAGAIN)
 			backend_disconnect(b);
 	}
 }

@@ -165,11 +165,13 @@ int vnet_vhu_check_request(const struct vnet_vhu_msg *msg, unsigned nfds, char *
 		break;
 	}
 	}
-	if (nfds < want_min || nfds > want_max)
-		return reason(err, errlen, -EBADMSG, "%s: carries %u fds, expected %u%s%u", name,
-			      nfds, want_min, want_min == want_max ? "" : "..",
-			      want_min == want_max ? want_min : want_max);
-	return 0;
+	if (nfds >= want_min && nfds <= want_max)
+		return 0;
+	if (want_min == want_max)
+		return reason(err, errlen, -EBADMSG, "%s: carries %u fds, expected %u", name, nfds,
+			      want_min);
+	return reason(err, errlen, -EBADMSG, "%s: carries %u fds, expected %u..%u", name, nfds,
+		      want_min, want_max);
 }
 
 void vnet_vhu_close_fds(int *fds, unsigned n)
@@ -262,20 +264,15 @@ int vnet_vhu_recv(int sock, struct vnet_vhu_msg *msg, int *fds, unsigned max_fds
 	return 0;
 }
 
-int vnet_vhu_send(int sock, const struct vnet_vhu_msg *msg, const int *fds, unsigned nfds)
+int vnet_sock_send_fds(int sock, const void *buf, size_t len, const int *fds, unsigned nfds)
 {
-	if (nfds > VHOST_USER_MAX_FDS || msg->size > VHOST_USER_PAYLOAD_MAX)
+	if (nfds > VNET_SCM_MAX_FDS)
 		return -EINVAL;
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+		char buf[CMSG_SPACE(sizeof(int) * VNET_SCM_MAX_FDS)];
 		struct cmsghdr align;
 	} control;
-	/* Header and payload contiguous, as on the wire. */
-	uint8_t wire[VHOST_USER_HDR_SIZE + VHOST_USER_PAYLOAD_MAX];
-	memcpy(wire, msg, VHOST_USER_HDR_SIZE);
-	memcpy(wire + VHOST_USER_HDR_SIZE, &msg->payload, msg->size);
-	size_t total = VHOST_USER_HDR_SIZE + msg->size;
-	struct iovec iov = {.iov_base = wire, .iov_len = total};
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	if (nfds) {
 		memset(&control, 0, sizeof(control));
@@ -287,23 +284,35 @@ int vnet_vhu_send(int sock, const struct vnet_vhu_msg *msg, const int *fds, unsi
 		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
-	uint8_t *p = wire;
-	while (total) {
+	const uint8_t *p = buf;
+	size_t left = len;
+	while (left) {
 		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return errno == EAGAIN ? -ETIMEDOUT : -errno;
 		}
-		/* fds went with the first chunk; send the rest plainly. */
+		/* The fds went with the first chunk; send the rest plainly. */
 		p += n;
-		total -= (size_t)n;
-		iov.iov_base = p;
-		iov.iov_len = total;
+		left -= (size_t)n;
+		iov.iov_base = (void *)p;
+		iov.iov_len = left;
 		mh.msg_control = NULL;
 		mh.msg_controllen = 0;
 	}
 	return 0;
+}
+
+int vnet_vhu_send(int sock, const struct vnet_vhu_msg *msg, const int *fds, unsigned nfds)
+{
+	if (nfds > VHOST_USER_MAX_FDS || msg->size > VHOST_USER_PAYLOAD_MAX)
+		return -EINVAL;
+	/* Header and payload contiguous, as on the wire. */
+	uint8_t wire[VHOST_USER_HDR_SIZE + VHOST_USER_PAYLOAD_MAX];
+	memcpy(wire, msg, VHOST_USER_HDR_SIZE);
+	memcpy(wire + VHOST_USER_HDR_SIZE, &msg->payload, msg->size);
+	return vnet_sock_send_fds(sock, wire, VHOST_USER_HDR_SIZE + msg->size, fds, nfds);
 }
 
 static int fill_addr(struct sockaddr_un *sa, const char *path)

@@ -132,6 +132,7 @@ static int ring_start(struct vnet_vhu_dev *dev, unsigned idx)
 			    idx, strerror(-e));
 	vnet_vq_set_last_avail(&r->vq, r->base);
 	r->started = true;
+	r->err_signalled = false;
 	ring_publish_state(dev, r);
 	return SERVED_OK;
 }
@@ -600,6 +601,8 @@ int vnet_vhu_dev_handle(struct vnet_vhu_dev *dev)
 	int fds[VHOST_USER_MAX_FDS];
 	unsigned nfds = 0;
 	int e = vnet_vhu_recv(dev->sock, &msg, fds, VHOST_USER_MAX_FDS, &nfds);
+	if (e == -EAGAIN)
+		return e; /* nothing arrived: not the front-end's fault */
 	if (e == -ECONNRESET) {
 		snprintf(dev->last_error, sizeof(dev->last_error), "front-end disconnected");
 		vnet_info("vhost-user %s: front-end disconnected", dev->name);
@@ -710,9 +713,9 @@ void vnet_vhu_ring_exit(struct vnet_vhu_dev *dev, unsigned ring, unsigned token,
 		eventfd_write(r->call_fd, 1);
 		r->interrupts++;
 	}
-	if (vnet_vq_is_broken(&r->vq) && r->err_fd >= 0) {
+	if (vnet_vq_is_broken(&r->vq) && !r->err_signalled && r->err_fd >= 0) {
 		eventfd_write(r->err_fd, 1);
-		close_fd(&r->err_fd); /* signal once */
+		r->err_signalled = true; /* once per start: the front-end restarts the ring */
 	}
 	ring_unlock(r);
 }
