@@ -23,6 +23,12 @@ PACKAGES=(
 	librte-net-vhost23
 	librte-net-virtio23
 	librte-mempool-ring23
+	# vnet-switchd packet capture
+	libpcap-dev
+	# vnet-switchd state file and control protocol (JSON)
+	libjansson-dev
+	# man pages (optional at build time)
+	scdoc
 )
 
 missing=()

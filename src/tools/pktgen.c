@@ -40,6 +40,7 @@ struct pg_stats {
 	uint64_t drops;         /* frames we wanted to send but the ring was full */
 	uint64_t answered;      /* responder: ARP + ICMP answers */
 	uint64_t lost;          /* latency probes that never came back */
+	uint64_t warmup;        /* probes lost before the first answer: peer not forwarding yet */
 	uint64_t *rtt_ns;       /* latency samples */
 	uint64_t nrtt, rtt_cap;
 };
@@ -322,7 +323,12 @@ static void do_latency(struct pg_run *r, uint64_t t)
 	if (r->probe_out) {
 		if (t - r->probe_sent_ns < 1000000000ull)
 			return;
-		r->st.lost++; /* a second without an answer */
+		/* A second without an answer. Before the first answer the peer may
+		 * not be forwarding yet (testpmd starts its engine after the link). */
+		if (r->st.nrtt)
+			r->st.lost++;
+		else
+			r->st.warmup++;
 		r->probe_out = false;
 	}
 	if (o->count && r->st.nrtt + r->st.lost >= o->count)
@@ -408,13 +414,15 @@ static void report(struct pg_run *r, bool final)
 		       "\"tx_packets\":%llu,\"tx_bytes\":%llu,\"rx_packets\":%llu,\"rx_bytes\":%llu,"
 		       "\"errors\":%llu,\"drops\":%llu,\"answered\":%llu,\"seconds\":%.6f,"
 		       "\"pps\":%.1f,\"gbps\":%.4f,\"latency_samples\":%llu,\"lost\":%llu,"
-		       "\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,\"reconnects\":%llu}\n",
+		       "\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,\"warmup_lost\":%llu,"
+		       "\"reconnects\":%llu}\n",
 		       o->frontend ? "frontend" : "backend", mode_names[o->mode], o->queues, o->size,
 		       (unsigned long long)st->tx_packets, (unsigned long long)st->tx_bytes,
 		       (unsigned long long)st->rx_packets, (unsigned long long)st->rx_bytes,
 		       (unsigned long long)st->errors, (unsigned long long)st->drops,
 		       (unsigned long long)st->answered, secs, pps, gbps,
 		       (unsigned long long)st->nrtt, (unsigned long long)st->lost, p50, p99, max,
+		       (unsigned long long)st->warmup,
 		       (unsigned long long)r->port->connections_closed);
 	} else {
 		printf("vnet-pktgen %s %s: tx %llu, rx %llu packets in %.3f s: %.3f Mpps, "
@@ -426,9 +434,10 @@ static void report(struct pg_run *r, bool final)
 		if (o->mode == PG_RESPONDER)
 			printf("; %llu answers", (unsigned long long)st->answered);
 		if (o->mode == PG_LATENCY)
-			printf("; RTT p50 %.1f us, p99 %.1f us, max %.1f us (%llu samples, %llu lost)",
+			printf("; RTT p50 %.1f us, p99 %.1f us, max %.1f us (%llu samples, %llu lost, "
+			       "%llu lost before the first answer)",
 			       p50, p99, max, (unsigned long long)st->nrtt,
-			       (unsigned long long)st->lost);
+			       (unsigned long long)st->lost, (unsigned long long)st->warmup);
 		printf("\n");
 	}
 }

@@ -33,7 +33,11 @@ static uint64_t offered_protocol_features(const struct vnet_vhu_dev *dev)
 {
 	uint64_t p = BIT(VHOST_USER_PROTOCOL_F_MQ) | BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
 		     BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
-		     BIT(VHOST_USER_PROTOCOL_F_STATUS) | BIT(VHOST_USER_PROTOCOL_F_CONFIG);
+		     BIT(VHOST_USER_PROTOCOL_F_STATUS);
+	/* GET_CONFIG only serves a configured MAC; QEMU's virtio-net warns about
+	 * CONFIG and drops it, so it is not offered without one. */
+	if (dev->cfg.has_mac)
+		p |= BIT(VHOST_USER_PROTOCOL_F_CONFIG);
 	if (dev->cfg.mtu)
 		p |= BIT(VHOST_USER_PROTOCOL_F_NET_MTU);
 	return p;

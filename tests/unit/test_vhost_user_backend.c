@@ -95,7 +95,7 @@ static void test_default_features(void **state)
 	assert_true(v & BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK));
 	assert_true(v & BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
 	assert_true(v & BIT(VHOST_USER_PROTOCOL_F_STATUS));
-	assert_true(v & BIT(VHOST_USER_PROTOCOL_F_CONFIG));
+	assert_false(v & BIT(VHOST_USER_PROTOCOL_F_CONFIG)); /* only with a MAC to serve */
 	assert_false(v & BIT(VHOST_USER_PROTOCOL_F_NET_MTU));
 	assert_false(v & BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD));
 	assert_false(v & BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ));
@@ -126,6 +126,7 @@ static void test_features_mq_mtu_mac(void **state)
 	assert_true(v & BIT(VIRTIO_F_VERSION_1));
 	assert_int_equal(vhu_conn_get_u64(c, VHOST_USER_GET_PROTOCOL_FEATURES, &v), 0);
 	assert_true(v & BIT(VHOST_USER_PROTOCOL_F_NET_MTU));
+	assert_true(v & BIT(VHOST_USER_PROTOCOL_F_CONFIG)); /* a MAC to serve */
 	assert_int_equal(vhu_conn_set_u64(c, VHOST_USER_SET_PROTOCOL_FEATURES, v), 0);
 	c->ack = true;
 	assert_int_equal(vhu_conn_get_u64(c, VHOST_USER_GET_QUEUE_NUM, &v), 0);
@@ -503,7 +504,9 @@ static void test_reply_ack_every_request(void **state)
 /* GET_* with NEED_REPLY: the reply is the answer, no second (ack) message. */
 static void test_reply_ack_get_single_reply(void **state)
 {
-	struct vhu_conn *c = open_conn(*state, NULL, "vhu-a");
+	struct vnet_vhu_backend_config cfg = vhu_conn_default_config();
+	cfg.has_mac = true; /* GET_CONFIG (CONFIG) is offered only with a MAC */
+	struct vhu_conn *c = open_conn(*state, &cfg, "vhu-a");
 	assert_int_equal(vhu_conn_up(c, ALL_F, P_ALL), 0);
 	static const uint32_t gets[] = {VHOST_USER_GET_FEATURES, VHOST_USER_GET_PROTOCOL_FEATURES,
 					VHOST_USER_GET_QUEUE_NUM, VHOST_USER_GET_MAX_MEM_SLOTS,

@@ -72,6 +72,8 @@ static struct vhu_conn *bad_open(struct bfx *f, bool negotiate, bool mem)
 	f->fds0 = vhu_count_fds();
 	struct vnet_vhu_backend_config cfg = vhu_conn_default_config();
 	cfg.name = "bad";
+	cfg.has_mac = true; /* so GET_CONFIG (CONFIG) is offered and its bounds are tested */
+	memcpy(cfg.mac, "\x02\x00\x00\x00\x00\x09", 6);
 	assert_int_equal(vhu_conn_open(&f->bad, &cfg, "vhu-bad", -1, -1), 0);
 	f->bad_open = true;
 	if (negotiate)
