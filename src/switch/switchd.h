@@ -1,0 +1,100 @@
+/*
+ * switchd.h — vnet-switchd's runtime: bridges and ports as the data plane
+ * sees them, the poll-mode threads (PMDs), and the daemon state the control
+ * commands change.
+ *
+ * Threads:
+ *  - PMD threads (pmd.c): each polls the receive queues assigned to it,
+ *    forwards (forward.h) and transmits. They read the assignment through an
+ *    atomic pointer and are RCU readers of sd->rcu (sw_quiesce() once per
+ *    loop; offline while asleep).
+ *  - The main thread services ports (accept/reconnect, vhost-user messages),
+ *    ages the FDBs and accepts control connections.
+ *  - One thread per control connection runs the ctl callbacks.
+ * Everything that changes bridges, ports, flows or the configuration holds
+ * sd->lock; the data plane never takes it. A port or an assignment removed
+ * from the data plane is freed only after sw_rcu_synchronize().
+ */
+#ifndef VNET_SWITCH_SWITCHD_H
+#define VNET_SWITCH_SWITCHD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "switch/config.h"
+#include "switch/fdb.h"
+#include "switch/flow.h"
+#include "switch/forward.h"
+#include "switch/port.h"
+
+#define SD_MAX_PMDS 16
+#define SD_PATH_MAX 256
+
+struct sd_bridge;
+
+struct sd_port {
+	struct sw_port port;
+	struct sd_bridge *br;
+	struct sd_port *next;
+};
+
+struct sd_bridge {
+	char name[SW_NAME_MAX + 1];
+	struct sw_fdb *fdb;
+	struct sw_flow_table *flows;
+	struct sw_bridge_ctx ctx;
+	struct sd_port *ports;
+	struct sd_bridge *next;
+};
+
+struct sd_rxq {
+	struct sw_port *port;
+	struct sd_bridge *br;
+	unsigned q;
+};
+
+/* What one PMD polls; replaced whole, freed after a grace period. */
+struct sd_rxq_list {
+	unsigned n;
+	struct sd_rxq q[];
+};
+
+struct switchd;
+
+struct sd_pmd {
+	struct switchd *sd;
+	unsigned index;
+	int cpu;                 /* -1: not pinned */
+	pthread_t tid;
+	bool running;
+	struct sw_rcu_reader rcu;
+	_Atomic(struct sd_rxq_list *) rxqs;
+	atomic_bool stop;
+	int wake_efd;            /* the control thread wakes a sleeping PMD */
+	_Atomic uint64_t loops, busy_loops, sleeps;
+};
+
+struct switchd {
+	char run_dir[SD_PATH_MAX], state_dir[SD_PATH_MAX];
+	char ctl_path[SD_PATH_MAX + 32], state_path[SD_PATH_MAX + 32];
+	pthread_mutex_t lock;
+	struct sw_config *cfg;   /* desired state, persisted on every change */
+	struct sd_bridge *bridges;
+	struct sw_rcu rcu;
+	unsigned npmd;
+	struct sd_pmd pmds[SD_MAX_PMDS];
+	int ctl_fd;
+	unsigned idle_spins;     /* empty loops before a PMD sleeps */
+	volatile int stop;
+};
+
+/* pmd.c */
+int sd_pmd_start(struct switchd *sd, struct sd_pmd *pmd);
+void sd_pmd_stop(struct sd_pmd *pmd);
+/* Spreads every receive queue of every port over the PMDs and publishes the
+ * new assignment (caller holds sd->lock; old lists freed after a grace period). */
+void sd_pmd_reassign(struct switchd *sd);
+
+#endif
