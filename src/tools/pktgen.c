@@ -236,8 +236,16 @@ static void do_tx(struct pg_run *r, unsigned qp, uint64_t t)
 	}
 	if (o->rate) {
 		double allowed = (double)(t - r->first_ns) / 1e9 * (double)o->rate + 1;
-		if (allowed <= (double)r->st.tx_packets)
+		if (allowed <= (double)r->st.tx_packets) {
+			/* Not due yet: sleep rather than spin when the next frame is more
+			 * than 50 µs away, so a paced sender leaves the core to others. */
+			double wait_ns = ((double)r->st.tx_packets + 1 - allowed) * 1e9 / (double)o->rate;
+			if (wait_ns > 50000) {
+				struct timespec ts = {0, (long)(wait_ns < 1e6 ? wait_ns : 1e6)};
+				nanosleep(&ts, NULL);
+			}
 			return;
+		}
 		if (allowed - (double)r->st.tx_packets < (double)want)
 			want = (uint64_t)(allowed - (double)r->st.tx_packets);
 	}

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -959,7 +960,12 @@ static void test_threaded_memory_swap_under_traffic(void **state)
 			assert_int_equal(vhu_guest_tx(c, 1, 2, 64, seq), 2);
 			uint32_t seqs[4];
 			int n = 0;
-			for (unsigned tries = 0; n < 2 && tries < 100000; tries++) {
+			/* Bounded by time, not tries: the control thread holds the rings
+			 * while it swaps memory, for as long as a loaded machine makes it. */
+			struct timespec t0, now;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			for (now = t0; n < 2 && now.tv_sec - t0.tv_sec < 5;
+			     clock_gettime(CLOCK_MONOTONIC, &now)) {
 				int g = vhu_device_pop(c, 1, seqs + n, (unsigned)(2 - n), NULL, NULL);
 				if (g > 0)
 					n += g;
