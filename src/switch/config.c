@@ -1023,7 +1023,7 @@ __attribute__((format(printf, 4, 5))) static int jfail(char *err, size_t errlen,
 	return fail(err, errlen, "%s: %s", where, msg);
 }
 
-static const char *json_kind(const json_t *j)
+const char *sw_json_kind(const json_t *j)
 {
 	switch (json_typeof(j)) {
 	case JSON_OBJECT: return "an object";
@@ -1068,7 +1068,7 @@ static int get_string(const json_t *obj, const char *key, bool required, const c
 		return 0;
 	}
 	if (!json_is_string(v))
-		return jfail(err, errlen, where, "'%s' must be a string, not %s", key, json_kind(v));
+		return jfail(err, errlen, where, "'%s' must be a string, not %s", key, sw_json_kind(v));
 	*out = json_string_value(v);
 	return 0;
 }
@@ -1083,7 +1083,7 @@ static int get_uint(const json_t *obj, const char *key, bool required, long max,
 		return 0;
 	}
 	if (!json_is_integer(v))
-		return jfail(err, errlen, where, "'%s' must be an integer, not %s", key, json_kind(v));
+		return jfail(err, errlen, where, "'%s' must be an integer, not %s", key, sw_json_kind(v));
 	json_int_t x = json_integer_value(v);
 	if (x < 0 || x > max)
 		return jfail(err, errlen, where, "'%s' is out of range (0-%ld)", key, max);
@@ -1097,7 +1097,7 @@ static int port_from_json(const json_t *jp, struct sw_port_config *p, const char
 	static const char *const keys[] = {"name", "ofport", "type", "options", "tag", "trunks", NULL};
 	char e[256];
 	if (!json_is_object(jp))
-		return jfail(err, errlen, where, "must be an object, not %s", json_kind(jp));
+		return jfail(err, errlen, where, "must be an object, not %s", sw_json_kind(jp));
 	if (only_keys(jp, keys, where, err, errlen))
 		return -1;
 	const char *name, *type, *trunks;
@@ -1121,7 +1121,7 @@ static int port_from_json(const json_t *jp, struct sw_port_config *p, const char
 	if (opts) {
 		if (!json_is_object(opts))
 			return jfail(err, errlen, where, "'options' must be an object, not %s",
-				     json_kind(opts));
+				     sw_json_kind(opts));
 		const char *k;
 		json_t *v;
 		json_object_foreach(opts, k, v) {
@@ -1143,7 +1143,7 @@ int sw_config_from_json(const json_t *j, struct sw_config **out, char *err, size
 	static const char *const flow_keys[] = {"priority", "text", NULL};
 	char where[96], e[256];
 	if (!json_is_object(j))
-		return fail(err, errlen, "top level must be an object, not %s", json_kind(j));
+		return fail(err, errlen, "top level must be an object, not %s", sw_json_kind(j));
 	if (only_keys(j, root_keys, "top level", err, errlen))
 		return -1;
 	const char *format;
@@ -1160,7 +1160,7 @@ int sw_config_from_json(const json_t *j, struct sw_config **out, char *err, size
 	if (!bridges)
 		return fail(err, errlen, "top level: missing field 'bridges'");
 	if (!json_is_array(bridges))
-		return fail(err, errlen, "'bridges' must be an array, not %s", json_kind(bridges));
+		return fail(err, errlen, "'bridges' must be an array, not %s", sw_json_kind(bridges));
 	if (json_array_size(bridges) > SW_CONFIG_MAX_BRIDGES)
 		return fail(err, errlen, "too many bridges (max %d)", SW_CONFIG_MAX_BRIDGES);
 
@@ -1177,7 +1177,7 @@ int sw_config_from_json(const json_t *j, struct sw_config **out, char *err, size
 	json_array_foreach(bridges, i, jb) {
 		snprintf(where, sizeof where, "bridges[%zu]", i);
 		if (!json_is_object(jb)) {
-			jfail(err, errlen, where, "must be an object, not %s", json_kind(jb));
+			jfail(err, errlen, where, "must be an object, not %s", sw_json_kind(jb));
 			goto bad;
 		}
 		const char *name;
@@ -1190,7 +1190,7 @@ int sw_config_from_json(const json_t *j, struct sw_config **out, char *err, size
 		}
 		json_t *ports = json_object_get(jb, "ports");
 		if (ports && !json_is_array(ports)) {
-			jfail(err, errlen, where, "'ports' must be an array, not %s", json_kind(ports));
+			jfail(err, errlen, where, "'ports' must be an array, not %s", sw_json_kind(ports));
 			goto bad;
 		}
 		size_t k;
@@ -1211,14 +1211,14 @@ int sw_config_from_json(const json_t *j, struct sw_config **out, char *err, size
 		json_t *flows = json_object_get(jb, "flows");
 		if (flows && !json_is_array(flows)) {
 			snprintf(where, sizeof where, "bridges[%zu]", i);
-			jfail(err, errlen, where, "'flows' must be an array, not %s", json_kind(flows));
+			jfail(err, errlen, where, "'flows' must be an array, not %s", sw_json_kind(flows));
 			goto bad;
 		}
 		json_t *jf;
 		json_array_foreach(flows, k, jf) {
 			snprintf(where, sizeof where, "bridges[%zu].flows[%zu]", i, k);
 			if (!json_is_object(jf)) {
-				jfail(err, errlen, where, "must be an object, not %s", json_kind(jf));
+				jfail(err, errlen, where, "must be an object, not %s", sw_json_kind(jf));
 				goto bad;
 			}
 			const char *text;

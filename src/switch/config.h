@@ -189,6 +189,9 @@ int sw_config_validate(const struct sw_config *c, char *err, size_t errlen);
  *    "flows":[{"priority":100,"text":"in_port=1,actions=output:2"}]}]}
  * tag and trunks are omitted when unset; options when empty.
  */
+/* "an object", "a string", ... for error messages about a JSON value. */
+const char *sw_json_kind(const struct json_t *j);
+
 struct json_t *sw_config_to_json(const struct sw_config *c);
 /* Pretty-printed, ending in "\n"; malloc'd (NULL on allocation failure). */
 char *sw_config_to_string(const struct sw_config *c);

@@ -117,21 +117,6 @@ static const struct cmd_rule rules[CTL_CMD__COUNT] = {
 	[CTL_CMD_VERSION] = {{{NULL, F_NONE, false}}},
 };
 
-static const char *kind_of(const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "?";
-}
-
 /* A scalar as a string (for options and tag/trunks given as numbers). */
 static int scalar_str(const json_t *v, char *buf, size_t len)
 {
@@ -167,7 +152,7 @@ static int trunks_value(const json_t *v, char *buf, size_t len, char *err, size_
 		return scalar_str(v, buf, len) ? fail(err, errlen, "'trunks' is too long") : 0;
 	if (!json_is_array(v))
 		return fail(err, errlen, "'trunks' must be a string or an array of VLANs, not %s",
-			    kind_of(v));
+			    sw_json_kind(v));
 	size_t i, o = 0;
 	json_t *e;
 	buf[0] = '\0';
@@ -192,7 +177,7 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 	bool want_string = fr->kind == F_BRIDGE || fr->kind == F_PORT || fr->kind == F_FLOW ||
 			   fr->kind == F_MATCH || fr->kind == F_FILE || fr->kind == F_TYPE;
 	if (want_string && !s)
-		return fail(err, errlen, "'%s' must be a string, not %s", fr->name, kind_of(v));
+		return fail(err, errlen, "'%s' must be a string, not %s", fr->name, sw_json_kind(v));
 
 	switch (fr->kind) {
 	case F_NONE:
@@ -240,7 +225,7 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 	case F_COUNT:
 	case F_TIMEOUT: {
 		if (!json_is_integer(v))
-			return fail(err, errlen, "'%s' must be an integer, not %s", fr->name, kind_of(v));
+			return fail(err, errlen, "'%s' must be an integer, not %s", fr->name, sw_json_kind(v));
 		json_int_t x = json_integer_value(v);
 		if (fr->kind == F_COUNT) {
 			if (x < 0 || x > CTL_CAPTURE_MAX_COUNT)
@@ -271,7 +256,7 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 	}
 	case F_OPTIONS: {
 		if (!json_is_object(v))
-			return fail(err, errlen, "'options' must be an object, not %s", kind_of(v));
+			return fail(err, errlen, "'options' must be an object, not %s", sw_json_kind(v));
 		const char *k;
 		json_t *ov;
 		json_object_foreach((json_t *)v, k, ov) {
@@ -281,7 +266,7 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 					return -1;
 			} else if (scalar_str(ov, buf, sizeof buf)) {
 				return fail(err, errlen, "option %s must be a string, not %s",
-					    shown(k, sb, sizeof sb), kind_of(ov));
+					    shown(k, sb, sizeof sb), sw_json_kind(ov));
 			}
 			if (apply_kv(req, k, buf, e, sizeof e))
 				return fail(err, errlen, "%s", e);
@@ -311,7 +296,7 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *req, cha
 		return fail(err, errlen, "malformed JSON request (column %d: %s)", je.column, je.text);
 	int r = -1;
 	if (!json_is_object(j)) {
-		fail(err, errlen, "request must be a JSON object, not %s", kind_of(j));
+		fail(err, errlen, "request must be a JSON object, not %s", sw_json_kind(j));
 		goto out;
 	}
 	json_t *jc = json_object_get(j, "cmd");
@@ -320,7 +305,7 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *req, cha
 		goto out;
 	}
 	if (!json_is_string(jc)) {
-		fail(err, errlen, "'cmd' must be a string, not %s", kind_of(jc));
+		fail(err, errlen, "'cmd' must be a string, not %s", sw_json_kind(jc));
 		goto out;
 	}
 	req->cmd = ctl_cmd_lookup(json_string_value(jc));
