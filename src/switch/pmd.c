@@ -86,7 +86,12 @@ static void pmd_sleep(struct sd_pmd *pmd, const struct sd_rxq_list *l)
 			(void)r;
 		}
 	}
-	for (unsigned i = 0; i < armed; i++) {
+	/* While offline the control thread may have replaced (and freed) `l` and
+	 * closed its ports: disarm through the current list. Disarming a queue
+	 * that was never armed is harmless. */
+	if (!pending)
+		l = atomic_load_explicit(&pmd->rxqs, memory_order_acquire);
+	for (unsigned i = 0; l && i < (pending ? armed : l->n); i++) {
 		const struct sd_rxq *rq = &l->q[i];
 		if (rq->port->ops->arm_wake)
 			rq->port->ops->arm_wake(rq->port, rq->q, false);
