@@ -25,6 +25,8 @@ PACKAGES=(
 	librte-mempool-ring23
 	# vnet-switchd packet capture
 	libpcap-dev
+	# reading captures in tests/integration/switch_ctl_test.sh
+	tshark
 	# vnet-switchd state file and control protocol (JSON)
 	libjansson-dev
 	# man pages (optional at build time)

@@ -134,7 +134,19 @@ static int ring_start(struct vnet_vhu_dev *dev, unsigned idx)
 	if (e < 0)
 		return fail(dev, SERVED_FAILED, "ring %u: addresses not usable in shared memory (%s)",
 			    idx, strerror(-e));
-	vnet_vq_set_last_avail(&r->vq, r->base);
+	/* A front-end that kept its rings across our restart (DPDK virtio-user in
+	 * server mode) sends base 0 while the used index in guest memory has moved
+	 * on; resuming at the base would look like a huge avail jump. Resume where
+	 * the previous back-end left off, as DPDK's vhost library does: chains it
+	 * took but never returned are taken again. */
+	uint16_t resume = r->base;
+	if (r->vq.used_idx != r->base) {
+		vnet_warn("vhost-user %s: ring %u: vring base %u but used index %u in guest memory; "
+			  "resuming at the used index",
+			  dev->name, idx, r->base, r->vq.used_idx);
+		resume = r->vq.used_idx;
+	}
+	vnet_vq_set_last_avail(&r->vq, resume);
 	r->started = true;
 	r->err_signalled = false;
 	ring_publish_state(dev, r);
