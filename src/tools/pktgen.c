@@ -52,6 +52,7 @@ struct pg_run {
 	uint8_t (*txbuf)[PG_BURST][9216];
 	uint64_t seq;
 	uint64_t start_ns, first_ns, last_ns;
+	uint64_t ready_ns;      /* when the peer was first ready: --duration counts from here */
 	/* latency: the probe in flight */
 	bool probe_out;
 	uint64_t probe_seq, probe_sent_ns;
@@ -358,7 +359,7 @@ static bool finished(const struct pg_run *r, uint64_t t)
 	const struct pg_opts *o = r->o;
 	if (stop_requested)
 		return true;
-	if (o->duration > 0 && r->first_ns && (double)(t - r->first_ns) / 1e9 >= o->duration)
+	if (o->duration > 0 && r->ready_ns && (double)(t - r->ready_ns) / 1e9 >= o->duration)
 		return true;
 	if (!o->count)
 		return false;
@@ -475,6 +476,8 @@ static int run(struct pg_run *r)
 				nanosleep(&ts, NULL);
 				continue;
 			}
+			if (!r->ready_ns)
+				r->ready_ns = t;
 			if (!r->first_ns && (o->mode == PG_TX || o->mode == PG_LATENCY))
 				r->first_ns = t;
 		}
