@@ -181,7 +181,8 @@ struct vnet_vhu_fe {
 int vnet_vhu_fe_open(struct vnet_vhu_fe **out, const struct vnet_vhu_fe_config *cfg);
 
 /*
- * Orderly stop: GET_VRING_BASE for every started ring (answers recorded in
+ * Orderly stop: waits up to 1 s for the back-end to use every queued TX
+ * frame, then GET_VRING_BASE for every started ring (answers recorded in
  * rings[i].last_avail), SET_STATUS 0 when STATUS was negotiated, then
  * closes the socket and the eventfds. Memory stays mapped (stats and held RX
  * pointers stay readable) until close. Returns 0 or the first error (the

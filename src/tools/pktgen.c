@@ -76,6 +76,7 @@ static void usage(FILE *f)
 		"  --ip A --mac M     responder: answer ARP and ICMP echo for A\n"
 		"  --poll             front-end: no kick/call eventfds (back-end polls)\n"
 		"  --wait S           give up if the peer is not ready within S (default 30)\n"
+		"  --delay S          wait S more seconds once the peer is ready before sending\n"
 		"  --json             machine-readable summary on stdout\n"
 		"  --log-level L      error|warn|info|debug\n"
 		"Defaults: backend listens (--server), frontend connects (--client).\n");
@@ -85,7 +86,7 @@ static int parse_opts(int argc, char **argv, struct pg_opts *o)
 {
 	enum { O_ROLE = 256, O_SOCKET, O_SERVER, O_CLIENT, O_QUEUES, O_MODE, O_SIZE, O_RATE,
 	       O_COUNT, O_DURATION, O_FLOWS, O_SRCMAC, O_DSTMAC, O_VLAN, O_SRCIP, O_DSTIP,
-	       O_VERIFY, O_IP, O_MAC, O_POLL, O_JSON, O_WAIT, O_LOG, O_HELP, O_VERSION };
+	       O_VERIFY, O_IP, O_MAC, O_POLL, O_JSON, O_WAIT, O_LOG, O_DELAY, O_HELP, O_VERSION };
 	static const struct option long_opts[] = {
 		{"role", 1, 0, O_ROLE}, {"socket", 1, 0, O_SOCKET}, {"server", 0, 0, O_SERVER},
 		{"client", 0, 0, O_CLIENT}, {"queues", 1, 0, O_QUEUES}, {"mode", 1, 0, O_MODE},
@@ -95,6 +96,7 @@ static int parse_opts(int argc, char **argv, struct pg_opts *o)
 		{"src-ip", 1, 0, O_SRCIP}, {"dst-ip", 1, 0, O_DSTIP}, {"verify", 0, 0, O_VERIFY},
 		{"ip", 1, 0, O_IP}, {"mac", 1, 0, O_MAC}, {"poll", 0, 0, O_POLL},
 		{"json", 0, 0, O_JSON}, {"wait", 1, 0, O_WAIT}, {"log-level", 1, 0, O_LOG},
+		{"delay", 1, 0, O_DELAY},
 		{"help", 0, 0, O_HELP}, {"version", 0, 0, O_VERSION}, {0, 0, 0, 0},
 	};
 	int server = -1;
@@ -144,6 +146,7 @@ static int parse_opts(int argc, char **argv, struct pg_opts *o)
 		case O_COUNT: o->count = strtoull(optarg, &end, 10); if (*end) goto bad; break;
 		case O_DURATION: o->duration = strtod(optarg, &end); if (*end) goto bad; break;
 		case O_WAIT: o->wait = strtod(optarg, &end); if (*end) goto bad; break;
+		case O_DELAY: o->delay = strtod(optarg, &end); if (*end || o->delay < 0) goto bad; break;
 		case O_FLOWS:
 			o->flows = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || o->flows < 1 || o->flows > 64511)
@@ -476,8 +479,17 @@ static int run(struct pg_run *r)
 				nanosleep(&ts, NULL);
 				continue;
 			}
-			if (!r->ready_ns)
+			if (!r->ready_ns) {
 				r->ready_ns = t;
+				if (o->delay > 0) {
+					/* Some peers start forwarding after their link is up. */
+					struct timespec ts = {(time_t)o->delay,
+							      (long)((o->delay - (double)(time_t)o->delay) * 1e9)};
+					nanosleep(&ts, NULL);
+					t = now_ns();
+					r->ready_ns = t;
+				}
+			}
 			if (!r->first_ns && (o->mode == PG_TX || o->mode == PG_LATENCY))
 				r->first_ns = t;
 		}

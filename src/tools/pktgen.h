@@ -36,6 +36,7 @@ struct pg_opts {
 	bool json;
 	unsigned connect_timeout_ms;
 	double wait;              /* seconds to wait for the peer before giving up */
+	double delay;             /* seconds to wait once the peer is ready */
 };
 
 struct pg_port {

@@ -581,11 +581,35 @@ fail:
 	return r;
 }
 
+/*
+ * Waits (at most `ms`) until the back-end has used every TX chain, so frames
+ * queued just before an orderly stop are delivered rather than lost when
+ * the rings are disabled.
+ */
+static void drain_tx(struct vnet_vhu_fe *fe, unsigned ms)
+{
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned qp = 0; qp < fe->nqp; qp++) {
+		for (;;) {
+			int n = vnet_vhu_fe_tx_reclaim(fe, qp);
+			if (n < 0 || (unsigned)n >= fe->cfg.queue_size)
+				break;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+				return;
+			struct timespec ts = {0, 100 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
 int vnet_vhu_fe_stop(struct vnet_vhu_fe *fe)
 {
 	int first = 0;
 	if (fe->connected) {
 		bool alive = true;
+		drain_tx(fe, 1000);
 		if (fe->features & VNET_BIT(VHOST_USER_F_PROTOCOL_FEATURES)) {
 			for (unsigned i = 0; alive && i < 2 * fe->nqp; i++) {
 				if (!fe->rings[i].started)

@@ -329,7 +329,9 @@ if ! over_budget $t "$name"; then
 	sock=$work/t7.sock
 	tp_start t7 "net_virtio_user0,path=$sock,queue_size=256,server=1" --forward-mode=rxonly
 	wait_sock "$sock" 15 "$tp_pid" || fail "testpmd did not create $sock"
-	pg_start t7 --role backend --client --socket "$sock" --mode tx --count "$N"
+	# testpmd's server-mode virtio-user starts forwarding only after link-up:
+	# frames that arrive before are flushed with its RX ring.
+	pg_start t7 --role backend --client --socket "$sock" --mode tx --count "$N" --delay 1
 	wait_exit "$pg_pid" 40
 	pg_rc=$?
 	sleep 1
