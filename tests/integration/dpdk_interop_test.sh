@@ -59,15 +59,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- CPUs: testpmd on the first allowed CPU, pktgen on the second -------------
-cpus=()
-IFS=, read -ra _parts <<<"$(awk '/^Cpus_allowed_list/{print $2}' /proc/self/status)"
-for _p in "${_parts[@]}"; do
-	if [[ $_p == *-* ]]; then
-		for ((_c = ${_p%-*}; _c <= ${_p#*-}; _c++)); do cpus+=("$_c"); done
-	elif [[ -n $_p ]]; then
-		cpus+=("$_p")
-	fi
-done
+allowed_cpus
 cpu_tp=${cpus[0]:-0}
 cpu_pg=${cpus[1]:-$cpu_tp}
 echo "1..$NTESTS"

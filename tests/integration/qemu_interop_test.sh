@@ -76,22 +76,6 @@ guest_counter() {
 any_fail=0
 t=0
 
-# tap_result NAME FAILS...: one TAP line; diagnostics come from diag_* below.
-tap_result() {
-	local name=$1
-	shift
-	t=$((t + 1))
-	if (($# == 0)); then
-		echo "ok $t - $name"
-		return 0
-	fi
-	echo "not ok $t - $name"
-	any_fail=1
-	local f
-	for f in "$@"; do echo "# $f"; done
-	return 1
-}
-
 dump_logs() { # VARIANT
 	local v=$1
 	echo "# --- [$v] guest console (tail) ---"

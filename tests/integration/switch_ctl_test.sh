@@ -64,15 +64,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- CPUs: the switch's PMD on the first allowed CPU, pktgens on the second ---
-cpus=()
-IFS=, read -ra _parts <<<"$(awk '/^Cpus_allowed_list/{print $2}' /proc/self/status)"
-for _p in "${_parts[@]}"; do
-	if [[ $_p == *-* ]]; then
-		for ((_c = ${_p%-*}; _c <= ${_p#*-}; _c++)); do cpus+=("$_c"); done
-	elif [[ -n $_p ]]; then
-		cpus+=("$_p")
-	fi
-done
+allowed_cpus
 SW_CPU=${cpus[0]:-0}
 PG_CPU=${cpus[1]:-$SW_CPU}
 

@@ -370,21 +370,6 @@ port_stat() {
 
 any_fail=0
 t=0
-tap_result() { # NAME FAILS...
-	local name=$1
-	shift
-	t=$((t + 1))
-	if (($# == 0)); then
-		echo "ok $t - $name"
-		return 0
-	fi
-	echo "not ok $t - $name"
-	any_fail=1
-	local f
-	for f in "$@"; do echo "# $f"; done
-	return 1
-}
-
 dump_guest() { # NAME
 	echo "# --- guest $1 console (tail) ---"
 	tr -d '\r' <"$work/$1.console" 2>/dev/null | grep -v '^VNET-MOD' | tail -n 25 | sed 's/^/#   /'

@@ -82,3 +82,36 @@ testpmd_eal_args() {
 	local prefix=$1 mem=${2:-256}
 	echo "--no-huge -m $mem --single-file-segments --no-pci --file-prefix $prefix $(testpmd_pmd_args)"
 }
+
+# allowed_cpus: fills the array `cpus` with the CPUs this process may run on
+# (from Cpus_allowed_list, ranges expanded), for pinning peers apart.
+allowed_cpus() {
+	cpus=()
+	local parts p c
+	IFS=, read -ra parts <<<"$(awk '/^Cpus_allowed_list/{print $2}' /proc/self/status)"
+	for p in "${parts[@]}"; do
+		if [[ $p == *-* ]]; then
+			for ((c = ${p%-*}; c <= ${p#*-}; c++)); do cpus+=("$c"); done
+		elif [[ -n $p ]]; then
+			cpus+=("$p")
+		fi
+	done
+}
+
+# tap_result NAME [FAILURE...]: one TAP line; "ok" when no failure is given,
+# else "not ok" with each failure as a diagnostic. Counts in the caller's
+# globals t (test number) and any_fail.
+tap_result() {
+	local name=$1
+	shift
+	t=$((t + 1))
+	if (($# == 0)); then
+		echo "ok $t - $name"
+		return 0
+	fi
+	echo "not ok $t - $name"
+	any_fail=1
+	local f
+	for f in "$@"; do echo "# $f"; done
+	return 1
+}
