@@ -58,6 +58,18 @@ bool vnet_frame_parse_probe(const uint8_t *frame, size_t len, bool verify, struc
 void vnet_frame_set_probe(uint8_t *frame, size_t len, uint64_t seq, uint64_t tx_ns);
 
 /*
+ * Turns a frame built by vnet_frame_build_udp() into the one it would build
+ * for (src_port, seq, tx_ns), provided seq has the same low 8 bits as the
+ * frame's probe (the payload pattern repeats every 256 sequence numbers):
+ * only the UDP source port, the probe and the UDP checksum (RFC 1624
+ * incremental update) are written, so a sender that keeps one buffer per
+ * seq % 256 never rewrites or re-checksums payloads. False (frame
+ * untouched) when the frame is not such a frame or the low bits differ.
+ */
+bool vnet_frame_restamp_udp(uint8_t *frame, size_t len, uint16_t src_port, uint64_t seq,
+			    uint64_t tx_ns);
+
+/*
  * If `frame` is an ARP request for `ip` or an ICMP echo request to `ip`
  * (host byte order), writes the answer from `mac` into out (cap bytes) and
  * returns its length; otherwise 0.

@@ -32,14 +32,41 @@ static void wr32(uint8_t *p, uint32_t v)
 	wr16(p + 2, (uint16_t)v);
 }
 
+/* Sums in native 64-bit words and swaps the folded result into network
+ * order at the end (one's-complement sums are byte-order independent,
+ * RFC 1071 §2(B)): about 8x fewer operations than 16-bit big-endian steps. */
 uint32_t vnet_csum_add(uint32_t sum, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	for (; len >= 2; p += 2, len -= 2)
-		sum += rd16(p);
+	uint64_t acc = 0;
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		acc += (w & 0xffffffffu) + (w >> 32);
+	}
+	if (len >= 4) {
+		uint32_t w;
+		memcpy(&w, p, 4);
+		acc += w;
+		p += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		uint16_t w;
+		memcpy(&w, p, 2);
+		acc += w;
+		p += 2;
+		len -= 2;
+	}
 	if (len)
-		sum += (uint32_t)p[0] << 8;
-	return sum;
+		acc += p[0]; /* the low byte of a native word is the first byte */
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	uint16_t native = (uint16_t)acc;
+	uint16_t net = (uint16_t)(native >> 8 | native << 8);
+	if (!((const union { uint16_t u; uint8_t b; }){.u = 1}).b)
+		net = native; /* big-endian host: already in network order */
+	return sum + net;
 }
 
 uint16_t vnet_csum_fold(uint32_t sum)
@@ -196,6 +223,37 @@ void vnet_frame_set_probe(uint8_t *frame, size_t len, uint64_t seq, uint64_t tx_
 	sum = vnet_csum_add(sum, frame + off, sizeof(old));
 	uint16_t c = (uint16_t)~vnet_csum_fold(sum);
 	wr16(udp + 6, c ? c : 0xffff);
+}
+
+bool vnet_frame_restamp_udp(uint8_t *frame, size_t len, uint16_t src_port, uint64_t seq,
+			    uint64_t tx_ns)
+{
+	size_t ip_off, udp_len;
+	size_t off = probe_offset(frame, len, &ip_off, &udp_len);
+	struct vnet_probe old;
+	if (!off)
+		return false;
+	memcpy(&old, frame + off, sizeof(old));
+	if (old.magic != VNET_PROBE_MAGIC || (uint8_t)old.seq != (uint8_t)seq)
+		return false;
+	uint8_t *udp = frame + off - UDP_HLEN;
+	uint16_t old_csum = rd16(udp + 6), old_port = rd16(udp);
+	uint8_t old_bytes[sizeof(old)];
+	memcpy(old_bytes, &old, sizeof(old));
+	wr16(udp, src_port);
+	write_probe(frame + off, seq, tx_ns);
+	if (!old_csum)
+		return true;
+	/* HC' = ~(~HC + ~m + m') over the changed 16-bit words. */
+	uint32_t sum = (uint16_t)~old_csum;
+	sum += (uint16_t)~old_port;
+	sum += src_port;
+	for (size_t i = 0; i < sizeof(old_bytes); i += 2)
+		sum += (uint16_t)~rd16(old_bytes + i);
+	sum = vnet_csum_add(sum, frame + off, sizeof(old_bytes));
+	uint16_t c = (uint16_t)~vnet_csum_fold(sum);
+	wr16(udp + 6, c ? c : 0xffff);
+	return true;
 }
 
 void vnet_frame_swap_mac(uint8_t *frame, size_t len)

@@ -50,6 +50,11 @@ struct pg_run {
 	struct pg_port *port;
 	struct pg_stats st;
 	uint8_t (*txbuf)[PG_BURST][9216];
+	/* tx mode: one frame per seq % PG_TX_SLOTS and queue, built once and then
+	 * only re-stamped (vnet_frame_restamp_udp), as testpmd's txonly rewrites
+	 * headers only: the generator must not be what a benchmark measures. */
+	uint8_t *tx_slots;
+	size_t tx_slot_size;
 	uint64_t seq;
 	uint64_t start_ns, first_ns, last_ns;
 	uint64_t ready_ns;      /* when the peer was first ready: --duration counts from here */
@@ -254,12 +259,16 @@ static void do_tx(struct pg_run *r, unsigned qp, uint64_t t)
 			want = (uint64_t)(allowed - (double)r->st.tx_packets);
 	}
 	struct iovec frames[PG_BURST];
+	uint8_t *slots = r->tx_slots + (size_t)qp * PG_TX_SLOTS * r->tx_slot_size;
 	for (unsigned i = 0; i < want; i++) {
-		uint8_t *buf = r->txbuf[qp][i];
-		struct vnet_udp_flow f = o->flow;
 		uint64_t seq = r->seq + i;
-		f.src_port = (uint16_t)(o->flow.src_port + seq % o->flows);
-		vnet_frame_build_udp(buf, sizeof(r->txbuf[qp][i]), o->size, &f, seq, t);
+		uint8_t *buf = slots + (seq % PG_TX_SLOTS) * r->tx_slot_size;
+		uint16_t src_port = (uint16_t)(o->flow.src_port + seq % o->flows);
+		if (!vnet_frame_restamp_udp(buf, o->size, src_port, seq, t)) {
+			struct vnet_udp_flow f = o->flow;
+			f.src_port = src_port;
+			vnet_frame_build_udp(buf, r->tx_slot_size, o->size, &f, seq, t);
+		}
 		frames[i].iov_base = buf;
 		frames[i].iov_len = o->size;
 	}
@@ -527,13 +536,21 @@ int main(int argc, char **argv)
 
 	struct pg_run r = {.o = &o};
 	r.txbuf = calloc(PG_MAX_QUEUES, sizeof(*r.txbuf));
-	if (!r.txbuf)
+	if (o.mode == PG_TX) {
+		r.tx_slot_size = (o.size + 63) & ~(size_t)63;
+		r.tx_slots = calloc((size_t)o.queues * PG_TX_SLOTS, r.tx_slot_size);
+	}
+	if (!r.txbuf || (o.mode == PG_TX && !r.tx_slots)) {
+		fprintf(stderr, "vnet-pktgen: out of memory\n");
+		free(r.txbuf);
 		return 2;
+	}
 	int e = pg_port_open(&o, &r.port);
 	if (e < 0) {
 		fprintf(stderr, "vnet-pktgen: cannot open the %s on %s: %s\n",
 			o.frontend ? "front-end" : "back-end", o.socket, strerror(-e));
 		free(r.txbuf);
+		free(r.tx_slots);
 		return 2;
 	}
 	r.start_ns = now_ns();
@@ -542,6 +559,7 @@ int main(int argc, char **argv)
 	r.port->close(r.port);
 	free(r.st.rtt_ns);
 	free(r.txbuf);
+	free(r.tx_slots);
 	if (rc == 0 && o.count && !stop_requested && !finished(&r, now_ns()))
 		rc = 1;
 	return rc;

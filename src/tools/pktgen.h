@@ -14,6 +14,8 @@
 
 #define PG_MAX_QUEUES 16
 #define PG_BURST 32
+/* The payload pattern of vnet_frame_build_udp() repeats every 256 seqs. */
+#define PG_TX_SLOTS 256u
 
 enum pg_mode { PG_TX, PG_RX, PG_ECHO, PG_LATENCY, PG_RESPONDER };
 

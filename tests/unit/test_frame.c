@@ -93,6 +93,64 @@ static void test_set_probe_keeps_checksums_valid(void **state)
 	assert_int_equal(pr.seq, 0);
 }
 
+/* The word-at-a-time checksum equals RFC 1071's 16-bit big-endian sum for
+ * every length and alignment. */
+static void test_csum_matches_reference(void **state)
+{
+	(void)state;
+	uint8_t buf[300];
+	uint32_t x = 12345;
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(x >> 16);
+	}
+	for (size_t off = 0; off < 8; off++)
+		for (size_t len = 0; len + off <= sizeof(buf); len++) {
+			uint32_t ref = 0x1234;
+			for (size_t i = 0; i + 1 < len; i += 2)
+				ref += (uint32_t)(buf[off + i] << 8 | buf[off + i + 1]);
+			if (len & 1)
+				ref += (uint32_t)buf[off + len - 1] << 8;
+			assert_int_equal(vnet_csum_fold(vnet_csum_add(0x1234, buf + off, len)),
+					 vnet_csum_fold(ref));
+		}
+	memset(buf, 0xff, sizeof(buf));
+	assert_int_equal(vnet_csum_fold(vnet_csum_add(0xffff, buf, sizeof(buf))), 0xffff);
+}
+
+/* A frame re-stamped for seq + 256k and another port is byte for byte the
+ * frame built from scratch for them (pktgen's per-slot buffers rely on it). */
+static void test_restamp_equals_fresh_build(void **state)
+{
+	(void)state;
+	static const size_t sizes[] = {60, 64, 181, 1518};
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		size_t len = sizes[s];
+		uint8_t a[1600], b[1600];
+		for (uint64_t seq = 3; seq < 3000; seq += 97) {
+			struct vnet_udp_flow f = flow;
+			assert_int_equal(vnet_frame_build_udp(a, sizeof(a), len, &f, seq % 256, 7), len);
+			f.src_port = (uint16_t)(1024 + seq);
+			assert_int_equal(vnet_frame_build_udp(b, sizeof(b), len, &f, seq, seq * 1000), len);
+			assert_true(vnet_frame_restamp_udp(a, len, f.src_port, seq, seq * 1000));
+			assert_memory_equal(a, b, len);
+			struct vnet_probe pr;
+			assert_true(vnet_frame_parse_probe(a, len, true, &pr));
+			assert_int_equal(pr.seq, (uint32_t)seq);
+		}
+	}
+	/* Low 8 bits differ: the pattern would be wrong, so it refuses. */
+	uint8_t c[128], before[128];
+	vnet_frame_build_udp(c, sizeof(c), 100, &flow, 5, 0);
+	memcpy(before, c, sizeof(c));
+	assert_false(vnet_frame_restamp_udp(c, 100, 9, 6, 0));
+	assert_memory_equal(c, before, sizeof(c));
+	/* Not a pktgen frame (cut short, or an ARP frame). */
+	assert_false(vnet_frame_restamp_udp(c, 30, 9, 5, 0));
+	c[12] = 0x08, c[13] = 0x06;
+	assert_false(vnet_frame_restamp_udp(c, 100, 9, 5, 0));
+}
+
 static size_t make_arp_request(uint8_t *f, uint32_t target)
 {
 	memset(f, 0, 60);
@@ -182,6 +240,8 @@ int main(void)
 		cmocka_unit_test(test_build_refuses_what_does_not_fit),
 		cmocka_unit_test(test_verify_catches_corruption),
 		cmocka_unit_test(test_set_probe_keeps_checksums_valid),
+		cmocka_unit_test(test_restamp_equals_fresh_build),
+		cmocka_unit_test(test_csum_matches_reference),
 		cmocka_unit_test(test_arp_reply),
 		cmocka_unit_test(test_icmp_echo_reply),
 		cmocka_unit_test(test_parsers),

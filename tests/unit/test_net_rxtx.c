@@ -313,11 +313,59 @@ static void test_enqueue_burst_roundtrip(void **state)
 	}
 }
 
+/* Every frame length around the copy routine's 16/32/256-byte steps, in one
+ * buffer (the fast path) and split in two (the general one), both
+ * directions: the bytes arrive exactly and nothing past them is written. */
+static void test_copy_lengths_both_paths(void **state)
+{
+	struct fx *f = *state;
+	static const uint32_t lens[] = {14, 15, 16, 17, 31, 32, 33, 63, 64, 65, 95, 96, 97,
+					255, 256, 257, 1000, 1514, 1518};
+	uint8_t out[2048], guard[64];
+	memset(guard, 0xee, sizeof(guard));
+	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+		uint32_t len = lens[li];
+		for (int split = 0; split < 2; split++) {
+			uint8_t seed = (uint8_t)(len + split);
+			/* guest -> device */
+			struct virtio_net_hdr_mrg_rxbuf h = {.hdr = {.csum_offset = 6}};
+			testmem_put(&f->m, BUF_GPA, &h, HDR);
+			fill_pattern(f, BUF_GPA + HDR, len, seed);
+			uint32_t first = split ? HDR + len / 2 : HDR + len;
+			add_chain(f, (uint64_t[]){BUF_GPA, BUF_GPA + first},
+				  (uint32_t[]){first, HDR + len - first}, (bool[]){false, false},
+				  split ? 2 : 1);
+			assert_int_equal(dequeue(f, false), 1);
+			assert_int_equal(f->pkts[0]->len, len);
+			assert_int_equal(f->pkts[0]->vhdr.csum_offset, 6);
+			check_pattern(f->pkts[0]->data, len, seed);
+			vnet_pkt_free(f->pkts[0]);
+			/* device -> guest, a guard band right behind the frame */
+			testmem_put(&f->m, BUF_GPA + HDR + len, guard, sizeof(guard));
+			uint32_t room = HDR + len + (uint32_t)sizeof(guard);
+			first = split ? HDR + len / 2 + 1 : room;
+			add_chain(f, (uint64_t[]){BUF_GPA, BUF_GPA + first},
+				  (uint32_t[]){first, room - first}, (bool[]){true, true},
+				  split ? 2 : 1);
+			struct vnet_pkt *p = make_pkt(f, len, (uint8_t)(seed + 1));
+			assert_int_equal(enqueue(f, &p, 1), 1);
+			vnet_pkt_free(p);
+			testmem_get(&f->m, BUF_GPA, &h, HDR);
+			assert_int_equal(h.num_buffers, 1);
+			assert_int_equal(h.hdr.csum_offset, 0);
+			testmem_get(&f->m, BUF_GPA + HDR, out, len + sizeof(guard));
+			check_pattern(out, len, (uint8_t)(seed + 1));
+			assert_memory_equal(out + len, guard, sizeof(guard));
+		}
+	}
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_copy_lengths_both_paths),
 		T(test_dequeue_single_descriptor),
 		T(test_dequeue_header_split_across_descriptors),
 		T(test_dequeue_header_and_frame_share_descriptor),
