@@ -563,6 +563,7 @@ static void bridge_clear(struct sw_bridge_config *b)
 		free(b->flows[i].text);
 	free(b->flows);
 	free(b->ports);
+	free(b->fdb);
 	memset(b, 0, sizeof *b);
 }
 
@@ -611,6 +612,13 @@ struct sw_config *sw_config_dup(const struct sw_config *c)
 					goto oom;
 				b->nflows++;
 			}
+		}
+		if (s->nfdb) {
+			b->fdb = malloc(s->nfdb * sizeof *b->fdb);
+			if (!b->fdb)
+				goto oom;
+			memcpy(b->fdb, s->fdb, s->nfdb * sizeof *b->fdb);
+			b->nfdb = b->fdb_cap = s->nfdb;
 		}
 	}
 	return d;
@@ -766,6 +774,7 @@ int sw_config_del_port(struct sw_config *c, const char *bridge, const char *port
 		return fail(err, errlen, "no port %s", port ? show_str(port, sb, sizeof sb) : "(null)");
 	if (b && pb != b)
 		return fail(err, errlen, "port %s is on bridge %s, not %s", port, pb->name, b->name);
+	sw_bridge_fdb_del_port(pb, p->name); /* its static FDB entries go with it */
 	unsigned i = (unsigned)(p - pb->ports);
 	memmove(p, p + 1, (pb->nports - i - 1) * sizeof *p);
 	pb->nports--;
@@ -929,6 +938,8 @@ int sw_config_validate(const struct sw_config *c, char *err, size_t errlen)
 				return fail(err, errlen, "bridge %s: flow %u: text has a priority= of its own",
 					    b->name, j);
 		}
+		if (sw_bridge_fdb_validate(b, err, errlen))
+			return -1;
 	}
 	return 0;
 }
@@ -983,6 +994,12 @@ json_t *sw_config_to_json(const struct sw_config *c)
 			json_array_append_new(flows, json_pack("{s:i,s:s}", "priority",
 							       (int)b->flows[j].priority, "text",
 							       b->flows[j].text));
+		json_t *fdb = sw_bridge_fdb_to_json(b);
+		if (b->nfdb && (!fdb || json_object_set_new(jb, "fdb", fdb))) {
+			json_decref(jb);
+			json_decref(root);
+			return NULL;
+		}
 		if (json_array_append_new(bridges, jb)) {
 			json_decref(root);
 			return NULL;
@@ -1139,7 +1156,7 @@ static int port_from_json(const json_t *jp, struct sw_port_config *p, const char
 int sw_config_from_json(const json_t *j, struct sw_config **out, char *err, size_t errlen)
 {
 	static const char *const root_keys[] = {"format", "version", "bridges", NULL};
-	static const char *const br_keys[] = {"name", "ports", "flows", NULL};
+	static const char *const br_keys[] = {"name", "ports", "flows", "fdb", NULL};
 	static const char *const flow_keys[] = {"priority", "text", NULL};
 	char where[96], e[256];
 	if (!json_is_object(j))
@@ -1248,6 +1265,9 @@ int sw_config_from_json(const json_t *j, struct sw_config **out, char *err, size
 				goto bad;
 			}
 		}
+		json_t *fdb = json_object_get(jb, "fdb");
+		if (fdb && sw_bridge_fdb_from_json(c, c->nbridges - 1, fdb, err, errlen))
+			goto bad;
 	}
 	free(p);
 	if (sw_config_validate(c, err, errlen)) {

@@ -24,7 +24,11 @@
  *     priority (0..65535, default 32768) is kept apart from the text; a flow
  *     with the same priority and match as an existing one replaces it.
  *     Only the shape is checked here (printable, one non-empty actions=);
- *     the daemon's flow parser checks the fields.
+ *     the daemon's flow parser checks the fields;
+ *   - static FDB entries (as `ovs-appctl fdb/add`): per bridge at most
+ *     SW_CONFIG_MAX_FDB of {port of that bridge, VLAN 0..4095, unicast MAC};
+ *     the same (VLAN, MAC) again replaces the entry (it moves to the new
+ *     port). Deleting a port or its bridge deletes its entries.
  *
  * Every mutating function validates fully before changing anything: on
  * error it returns -1, writes a message naming the problem into err
@@ -51,7 +55,9 @@ struct json_t; /* jansson's json_t, for callers that want the tree */
 #define SW_CONFIG_MAX_BRIDGES 64
 #define SW_CONFIG_MAX_PORTS 1024  /* per bridge */
 #define SW_CONFIG_MAX_FLOWS 65536 /* per bridge */
+#define SW_CONFIG_MAX_FDB 4096   /* static FDB entries per bridge */
 #define SW_VLAN_MAX 4095
+#define SW_MAC_STR_LEN 18         /* "52:54:00:00:00:05" with the NUL */
 #define SW_STATE_FORMAT "vnet-switchd-state"
 #define SW_STATE_VERSION 1
 
@@ -69,12 +75,21 @@ struct sw_flow_config {
 	char *text;               /* "match,actions=..." without priority= */
 };
 
+/* A static FDB entry: frames to mac in vlan go to port (of the same bridge). */
+struct sw_fdb_static_config {
+	char port[SW_NAME_MAX + 1];
+	uint16_t vlan;
+	uint8_t mac[6];
+};
+
 struct sw_bridge_config {
 	char name[SW_NAME_MAX + 1];
 	struct sw_port_config *ports;
 	unsigned nports, ports_cap;
 	struct sw_flow_config *flows; /* in insertion order */
 	unsigned nflows, flows_cap;
+	struct sw_fdb_static_config *fdb; /* static entries, in insertion order */
+	unsigned nfdb, fdb_cap;
 };
 
 struct sw_config {
@@ -178,7 +193,41 @@ int sw_config_del_flows_if(struct sw_config *c, const char *bridge,
 			   bool (*pred)(const struct sw_flow_config *f, void *arg), void *arg,
 			   unsigned *ndeleted, char *err, size_t errlen);
 
-/* Checks a whole config (names, uniqueness, ports, flows). */
+/* ---- static FDB entries (config_fdb.c) ---- */
+
+/* "52:54:00:00:00:05" (six bytes of two hex digits, either case, joined
+ * by ':') -> mac; -1 with "invalid MAC 'xx' (expected ...)". */
+int sw_mac_parse(const char *s, uint8_t mac[6], char *err, size_t errlen);
+/* Lower-case "52:54:00:00:00:05" into buf (SW_MAC_STR_LEN bytes). */
+void sw_mac_format(const uint8_t mac[6], char buf[SW_MAC_STR_LEN]);
+/* VLAN and MAC of a static entry: VLAN 0..4095, MAC not multicast
+ * ("MAC 01:00:5e:00:00:01 is multicast"). */
+int sw_fdb_static_check(unsigned vlan, const uint8_t mac[6], char *err, size_t errlen);
+
+/* The bridge's static entry for (vlan, mac), or NULL. */
+struct sw_fdb_static_config *sw_bridge_fdb_find(const struct sw_bridge_config *b, uint16_t vlan,
+						const uint8_t mac[6]);
+/* Adds (or replaces the same VLAN + MAC: moves) a static entry. Errors:
+ * "no bridge br9", "no port vm9 in bridge br0", VLAN/MAC as above, "bridge
+ * br0 has too many static FDB entries (max 4096)". */
+int sw_config_add_fdb(struct sw_config *c, const char *bridge, const char *port, unsigned vlan,
+		      const uint8_t mac[6], char *err, size_t errlen);
+/* Removes one: "no static entry for 52:54:00:00:00:05 on VLAN 0 in br0".
+ * *port_out (if non-NULL, SW_NAME_MAX + 1 bytes) gets the entry's port. */
+int sw_config_del_fdb(struct sw_config *c, const char *bridge, unsigned vlan,
+		      const uint8_t mac[6], char *port_out, char *err, size_t errlen);
+/* Removes the bridge's entries naming port; returns how many. */
+unsigned sw_bridge_fdb_del_port(struct sw_bridge_config *b, const char *port);
+/* sw_config_validate()'s part for b's static entries. */
+int sw_bridge_fdb_validate(const struct sw_bridge_config *b, char *err, size_t errlen);
+/* b's entries as a JSON array, NULL when there are none (or no memory). */
+struct json_t *sw_bridge_fdb_to_json(const struct sw_bridge_config *b);
+/* Adds the entries of the JSON array `fdb` (see below) to bridge number
+ * index of c (its ports already added); err as "bridges[0].fdb[1]: ...". */
+int sw_bridge_fdb_from_json(struct sw_config *c, size_t index, const struct json_t *fdb,
+			    char *err, size_t errlen);
+
+/* Checks a whole config (names, uniqueness, ports, flows, static FDB). */
 int sw_config_validate(const struct sw_config *c, char *err, size_t errlen);
 
 /* ---- JSON ----
@@ -186,8 +235,10 @@ int sw_config_validate(const struct sw_config *c, char *err, size_t errlen);
  *   {"name":"br0",
  *    "ports":[{"name":"vm1","ofport":1,"type":"vhost-user",
  *              "options":{"mode":"server"},"tag":10,"trunks":"1,2,10-20"}],
- *    "flows":[{"priority":100,"text":"in_port=1,actions=output:2"}]}]}
- * tag and trunks are omitted when unset; options when empty.
+ *    "flows":[{"priority":100,"text":"in_port=1,actions=output:2"}],
+ *    "fdb":[{"port":"vm1","vlan":0,"mac":"52:54:00:00:00:05"}]}]}
+ * tag and trunks are omitted when unset; options when empty; fdb (static
+ * entries) when there are none.
  */
 /* "an object", "a string", ... for error messages about a JSON value. */
 const char *sw_json_kind(const struct json_t *j);

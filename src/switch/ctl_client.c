@@ -38,14 +38,17 @@ void ctl_cli_usage(FILE *out)
 	      "  list-ports BR                      the ports of a bridge\n"
 	      "\n"
 	      "Forwarding:\n"
-	      "  fdb-show BR                        learned MAC addresses\n"
-	      "  fdb-flush BR                       forget them\n"
+	      "  fdb-show BR                        learned and static MAC addresses\n"
+	      "  fdb-flush BR                       forget the learned ones (static ones stay)\n"
+	      "  fdb-add BR PORT VLAN MAC           add a static entry (VLAN 0 = untagged), saved\n"
+	      "  fdb-del BR VLAN MAC                delete a static entry\n"
 	      "  add-flow BR FLOW                   e.g. \"priority=100,in_port=1,actions=output:2\"\n"
 	      "  del-flows BR [MATCH]               delete the flows matching (all without MATCH)\n"
 	      "  dump-flows BR                      the flow table with counters\n"
 	      "\n"
 	      "Monitoring:\n"
-	      "  port-stats [PORT]                  per port and queue counters\n"
+	      "  port-stats [PORT]                  per port and queue counters, drops by reason\n"
+	      "  bridge-stats [BR]                  per bridge counters: frames, drops, FDB, flows\n"
 	      "  capture PORT [--count N] -w FILE   write frames to a pcap (until N or --timeout)\n"
 	      "  version                            the client's and the daemon's versions\n"
 	      "\n"
@@ -76,10 +79,13 @@ static const struct cmd_shape shapes[] = {
 	{CTL_CMD_LIST_PORTS, "BR", 1, 1},
 	{CTL_CMD_FDB_SHOW, "BR", 1, 1},
 	{CTL_CMD_FDB_FLUSH, "BR", 1, 1},
+	{CTL_CMD_FDB_ADD, "BR PORT VLAN MAC", 4, 4},
+	{CTL_CMD_FDB_DEL, "BR VLAN MAC", 3, 3},
 	{CTL_CMD_ADD_FLOW, "BR \"MATCH,actions=ACTIONS\"", 2, 2},
 	{CTL_CMD_DEL_FLOWS, "BR [MATCH]", 1, 2},
 	{CTL_CMD_DUMP_FLOWS, "BR", 1, 1},
 	{CTL_CMD_PORT_STATS, "[PORT]", 0, 1},
+	{CTL_CMD_BRIDGE_STATS, "[BR]", 0, 1},
 	{CTL_CMD_CAPTURE, "PORT [--count N] -w FILE.pcap", 1, 1},
 	{CTL_CMD_VERSION, "", 0, 0},
 };
@@ -147,6 +153,25 @@ static int split_kv(const char *cmd, const char *arg, char *key, size_t klen, co
 	return 0;
 }
 
+/* fdb-add / fdb-del: "VLAN MAC" into the request. */
+static int fdb_key(const char *name, json_t *j, const char *vlan, const char *mac, char *err,
+		   size_t errlen)
+{
+	char e[200], m[SW_MAC_STR_LEN];
+	unsigned long v;
+	uint8_t bytes[6];
+	if (parse_unsigned(vlan, SW_VLAN_MAX, &v))
+		return fail(err, errlen, "%s: invalid VLAN '%s' (expected 0-%d)", name, vlan, SW_VLAN_MAX);
+	if (sw_mac_parse(mac, bytes, e, sizeof e))
+		return fail(err, errlen, "%s: %s", name, e);
+	if (!strcmp(name, "fdb-add") && sw_fdb_static_check((unsigned)v, bytes, e, sizeof e))
+		return fail(err, errlen, "%s: %s", name, e);
+	sw_mac_format(bytes, m);
+	json_object_set_new(j, "vlan", json_integer((json_int_t)v));
+	json_object_set_new(j, "mac", json_string(m));
+	return 0;
+}
+
 static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, const char *file,
 			 char *err, size_t errlen)
 {
@@ -187,7 +212,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 		json_object_set_new(j, "options", opts);
 		for (int i = 2; i < npos; i++) {
 			char key[64];
-			const char *value;
+			const char *value = NULL;
 			if (split_kv(name, pos[i], key, sizeof key, &value, err, errlen)) {
 				free(pc);
 				goto out;
@@ -240,7 +265,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 		sw_port_changes_init(ch);
 		for (int i = 1; i < npos; i++) {
 			char key[64];
-			const char *value;
+			const char *value = NULL;
 			if (split_kv(name, pos[i], key, sizeof key, &value, err, errlen)) {
 				free(ch);
 				goto out;
@@ -281,11 +306,34 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 			json_object_set_new(j, "match", json_string(pos[1]));
 		}
 		break;
+	case CTL_CMD_FDB_ADD:
+		if (check_name(name, "bridge", pos[0], err, errlen) ||
+		    check_name(name, "port", pos[1], err, errlen))
+			goto out;
+		json_object_set_new(j, "bridge", json_string(pos[0]));
+		json_object_set_new(j, "port", json_string(pos[1]));
+		if (fdb_key(name, j, pos[2], pos[3], err, errlen))
+			goto out;
+		break;
+	case CTL_CMD_FDB_DEL:
+		if (check_name(name, "bridge", pos[0], err, errlen))
+			goto out;
+		json_object_set_new(j, "bridge", json_string(pos[0]));
+		if (fdb_key(name, j, pos[1], pos[2], err, errlen))
+			goto out;
+		break;
 	case CTL_CMD_PORT_STATS:
 		if (npos == 1) {
 			if (check_name(name, "port", pos[0], err, errlen))
 				goto out;
 			json_object_set_new(j, "port", json_string(pos[0]));
+		}
+		break;
+	case CTL_CMD_BRIDGE_STATS:
+		if (npos == 1) {
+			if (check_name(name, "bridge", pos[0], err, errlen))
+				goto out;
+			json_object_set_new(j, "bridge", json_string(pos[0]));
 		}
 		break;
 	case CTL_CMD_CAPTURE: {
@@ -556,6 +604,25 @@ static void print_flows(const json_t *resp, FILE *out)
 	}
 }
 
+/* INDENT"drops: k=v, ..." with the nonzero reasons of a "drops" object;
+ * nothing when every one is zero. */
+static void print_drops(const json_t *drops, const char *indent, FILE *out)
+{
+	const char *key;
+	json_t *v;
+	bool any = false;
+	json_object_foreach((json_t *)drops, key, v) {
+		if (!json_integer_value(v))
+			continue;
+		if (!any)
+			fprintf(out, "%sdrops: ", indent);
+		fprintf(out, "%s%s=%lld", any ? ", " : "", key, (long long)json_integer_value(v));
+		any = true;
+	}
+	if (any)
+		fputc('\n', out);
+}
+
 static void stats_row(FILE *out, const char *label, const json_t *s)
 {
 	fprintf(out, "%-16s %12lld %14lld %9lld %12lld %14lld %9lld %7lld\n", label,
@@ -578,19 +645,25 @@ static void print_stats(const json_t *resp, FILE *out)
 				snprintf(label, sizeof label, "  queue %lld", jint(q, "queue"));
 				stats_row(out, label, q);
 			}
-		json_t *drops = json_object_get(p, "drops");
-		const char *key;
-		json_t *v;
-		bool any = false;
-		json_object_foreach(drops, key, v) {
-			if (!json_integer_value(v))
-				continue;
-			fprintf(out, any ? ", %s=%lld" : "  drops: %s=%lld", key,
-				(long long)json_integer_value(v));
-			any = true;
-		}
-		if (any)
-			fputc('\n', out);
+		print_drops(json_object_get(p, "drops"), "  ", out);
+	}
+}
+
+static void print_bridge_stats(const json_t *resp, FILE *out)
+{
+	size_t i;
+	json_t *b;
+	json_array_foreach(json_object_get(resp, "bridges"), i, b) {
+		const json_t *f = json_object_get(b, "fdb");
+		fprintf(out, "Bridge %s\n", jstr(b, "name"));
+		fprintf(out, "    rx: %lld packets, %lld bytes\n", jint(b, "rx_packets"),
+			jint(b, "rx_bytes"));
+		print_drops(json_object_get(b, "drops"), "    ", out);
+		fprintf(out, "    fdb: %lld entries (%lld static); learned %lld, moves %lld, "
+			     "evicted %lld, aged %lld, refused %lld\n",
+			jint(f, "entries"), jint(f, "static"), jint(f, "learned"), jint(f, "moves"),
+			jint(f, "evicted"), jint(f, "aged"), jint(f, "refused"));
+		fprintf(out, "    flows: %lld\n", jint(b, "flows"));
 	}
 }
 
@@ -625,6 +698,7 @@ int ctl_cli_print(const struct ctl_cli *cli, const char *response, FILE *out, FI
 		case CTL_CMD_FDB_SHOW: print_fdb(j, out); break;
 		case CTL_CMD_DUMP_FLOWS: print_flows(j, out); break;
 		case CTL_CMD_PORT_STATS: print_stats(j, out); break;
+		case CTL_CMD_BRIDGE_STATS: print_bridge_stats(j, out); break;
 		case CTL_CMD_CAPTURE:
 			fprintf(out, "captured %lld packet%s to %s%s\n", jint(j, "captured"),
 				jint(j, "captured") == 1 ? "" : "s", jstr(j, "file"),

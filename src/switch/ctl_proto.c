@@ -1,16 +1,11 @@
-/* ctl_proto.c — vnet-switchd's control protocol (see ctl_proto.h). */
+/* ctl_proto.c — vnet-switchd's control protocol: requests, replies, dispatch
+ * and serving a connection (see ctl_proto.h; line I/O in ctl_io.c). */
 #include "switch/ctl_proto.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -33,7 +28,8 @@ static const char *const cmd_names[CTL_CMD__COUNT] = {
 	[CTL_CMD_FDB_FLUSH] = "fdb-flush",   [CTL_CMD_ADD_FLOW] = "add-flow",
 	[CTL_CMD_DEL_FLOWS] = "del-flows",   [CTL_CMD_DUMP_FLOWS] = "dump-flows",
 	[CTL_CMD_PORT_STATS] = "port-stats", [CTL_CMD_CAPTURE] = "capture",
-	[CTL_CMD_VERSION] = "version",
+	[CTL_CMD_VERSION] = "version",       [CTL_CMD_FDB_ADD] = "fdb-add",
+	[CTL_CMD_FDB_DEL] = "fdb-del",       [CTL_CMD_BRIDGE_STATS] = "bridge-stats",
 };
 
 const char *ctl_cmd_name(enum ctl_cmd cmd)
@@ -75,7 +71,7 @@ static const char *shown(const char *s, char *buf, size_t len)
 /* ---- request parsing ---- */
 
 enum field_kind { F_NONE, F_BRIDGE, F_PORT, F_OPTIONS, F_FLOW, F_MATCH, F_FILE, F_COUNT,
-		  F_TIMEOUT, F_TYPE, F_TAG, F_TRUNKS, F_OFPORT };
+		  F_TIMEOUT, F_TYPE, F_TAG, F_TRUNKS, F_OFPORT, F_VLAN, F_MAC };
 
 struct field_rule {
 	const char *name;
@@ -106,10 +102,18 @@ static const struct cmd_rule rules[CTL_CMD__COUNT] = {
 	[CTL_CMD_LIST_PORTS] = {{{"bridge", F_BRIDGE, true}}},
 	[CTL_CMD_FDB_SHOW] = {{{"bridge", F_BRIDGE, true}}},
 	[CTL_CMD_FDB_FLUSH] = {{{"bridge", F_BRIDGE, true}}},
+	[CTL_CMD_FDB_ADD] = {{{"bridge", F_BRIDGE, true},
+			      {"port", F_PORT, true},
+			      {"vlan", F_VLAN, true},
+			      {"mac", F_MAC, true}}},
+	[CTL_CMD_FDB_DEL] = {{{"bridge", F_BRIDGE, true},
+			      {"vlan", F_VLAN, true},
+			      {"mac", F_MAC, true}}},
 	[CTL_CMD_ADD_FLOW] = {{{"bridge", F_BRIDGE, true}, {"flow", F_FLOW, true}}},
 	[CTL_CMD_DEL_FLOWS] = {{{"bridge", F_BRIDGE, true}, {"match", F_MATCH, false}}},
 	[CTL_CMD_DUMP_FLOWS] = {{{"bridge", F_BRIDGE, true}}},
 	[CTL_CMD_PORT_STATS] = {{{"port", F_PORT, false}}},
+	[CTL_CMD_BRIDGE_STATS] = {{{"bridge", F_BRIDGE, false}}},
 	[CTL_CMD_CAPTURE] = {{{"port", F_PORT, true},
 			      {"file", F_FILE, true},
 			      {"count", F_COUNT, false},
@@ -175,7 +179,8 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 	char e[256], sb[64];
 	const char *s = json_string_value(v);
 	bool want_string = fr->kind == F_BRIDGE || fr->kind == F_PORT || fr->kind == F_FLOW ||
-			   fr->kind == F_MATCH || fr->kind == F_FILE || fr->kind == F_TYPE;
+			   fr->kind == F_MATCH || fr->kind == F_FILE || fr->kind == F_TYPE ||
+			   fr->kind == F_MAC;
 	if (want_string && !s)
 		return fail(err, errlen, "'%s' must be a string, not %s", fr->name, sw_json_kind(v));
 
@@ -239,6 +244,16 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 		}
 		return 0;
 	}
+	case F_VLAN:
+		if (!json_is_integer(v))
+			return fail(err, errlen, "'vlan' must be an integer, not %s", sw_json_kind(v));
+		if (json_integer_value(v) < 0 || json_integer_value(v) > SW_VLAN_MAX)
+			return fail(err, errlen, "'vlan' must be 0-%d, not %lld", SW_VLAN_MAX,
+				    (long long)json_integer_value(v));
+		req->vlan = (uint16_t)json_integer_value(v);
+		return 0;
+	case F_MAC:
+		return sw_mac_parse(s, req->mac, err, errlen);
 	case F_TYPE:
 		return apply_kv(req, "type", s, err, errlen);
 	case F_TAG:
@@ -371,6 +386,12 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *req, cha
 	case CTL_CMD_CAPTURE:
 		if (!req->timeout_s)
 			req->timeout_s = CTL_CAPTURE_DEFAULT_TIMEOUT;
+		break;
+	case CTL_CMD_FDB_ADD:
+		if (sw_fdb_static_check(req->vlan, req->mac, e, sizeof e)) {
+			fail(err, errlen, "fdb-add: %s", e);
+			goto out;
+		}
 		break;
 	default:
 		break;
@@ -625,12 +646,38 @@ void ctl_reply_add_queue_stats(struct ctl_reply *r, unsigned queue, const struct
 
 void ctl_reply_add_drop_reason(struct ctl_reply *r, const char *reason, uint64_t count)
 {
-	json_t *p = last_of(r, "ports");
+	json_t *p = last_of(r, r->cmd == CTL_CMD_BRIDGE_STATS ? "bridges" : "ports");
 	if (!json_is_object(p)) {
 		r->oom = true;
 		return;
 	}
 	set_new(r, child(r, p, "drops", false), reason, json_integer((json_int_t)count));
+}
+
+void ctl_reply_add_bridge_stats(struct ctl_reply *r, const char *name,
+				const struct ctl_bridge_counters *c)
+{
+	json_t *b = json_object(), *fdb = json_object();
+	if (!b || !fdb) {
+		json_decref(b);
+		json_decref(fdb);
+		r->oom = true;
+		return;
+	}
+	set_new(r, b, "name", json_string(name));
+	set_new(r, b, "rx_packets", json_integer((json_int_t)c->rx_packets));
+	set_new(r, b, "rx_bytes", json_integer((json_int_t)c->rx_bytes));
+	set_new(r, b, "drops", json_object());
+	set_new(r, fdb, "entries", json_integer((json_int_t)c->fdb_entries));
+	set_new(r, fdb, "static", json_integer((json_int_t)c->fdb_static));
+	set_new(r, fdb, "learned", json_integer((json_int_t)c->fdb_learned));
+	set_new(r, fdb, "moves", json_integer((json_int_t)c->fdb_moves));
+	set_new(r, fdb, "evicted", json_integer((json_int_t)c->fdb_evicted));
+	set_new(r, fdb, "aged", json_integer((json_int_t)c->fdb_aged));
+	set_new(r, fdb, "refused", json_integer((json_int_t)c->fdb_refused));
+	set_new(r, b, "fdb", fdb);
+	set_new(r, b, "flows", json_integer((json_int_t)c->flows));
+	append_new(r, top_array(r, "bridges"), b);
 }
 
 void ctl_reply_capture(struct ctl_reply *r, const char *file, uint64_t captured, bool timed_out)
@@ -692,6 +739,8 @@ static int call(struct ctl_ops *ops, void *arg, const struct ctl_request *q, str
 		top_array(r, "entries");
 		return CALL(fdb_show, b, r);
 	case CTL_CMD_FDB_FLUSH: return CALL(fdb_flush, b, r);
+	case CTL_CMD_FDB_ADD: return CALL(fdb_add, b, p, q->vlan, q->mac, r);
+	case CTL_CMD_FDB_DEL: return CALL(fdb_del, b, q->vlan, q->mac, r);
 	case CTL_CMD_ADD_FLOW: return CALL(add_flow, b, q->flow, r);
 	case CTL_CMD_DEL_FLOWS: return CALL(del_flows, b, q->flow, r);
 	case CTL_CMD_DUMP_FLOWS:
@@ -700,6 +749,9 @@ static int call(struct ctl_ops *ops, void *arg, const struct ctl_request *q, str
 	case CTL_CMD_PORT_STATS:
 		top_array(r, "ports");
 		return CALL(port_stats, p, r);
+	case CTL_CMD_BRIDGE_STATS:
+		top_array(r, "bridges");
+		return CALL(bridge_stats, b, r);
 	case CTL_CMD_CAPTURE: return CALL(capture, p, q->count, q->file, q->timeout_s, r);
 	case CTL_CMD_VERSION:
 		ctl_reply_set_str(r, "version", VNET_VERSION);
@@ -759,124 +811,7 @@ int ctl_handle_request(const char *line, struct ctl_ops *ops, void *arg, char **
 	return 0;
 }
 
-/* ---- line I/O ---- */
-
-void ctl_conn_init(struct ctl_conn *c, int fd)
-{
-	memset(c, 0, sizeof *c);
-	c->fd = fd;
-}
-
-void ctl_conn_release(struct ctl_conn *c)
-{
-	free(c->buf);
-	c->buf = NULL;
-	c->len = c->cap = 0;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Takes the first n bytes as a line and drops them plus the separator. */
-static int take_line(struct ctl_conn *c, size_t n, size_t skip, char **line, char *err,
-		     size_t errlen)
-{
-	char *l = malloc(n + 1);
-	if (!l)
-		return fail(err, errlen, "out of memory");
-	memcpy(l, c->buf, n);
-	l[n] = '\0';
-	if (n && l[n - 1] == '\r')
-		l[n - 1] = '\0';
-	memmove(c->buf, c->buf + n + skip, c->len - n - skip);
-	c->len -= n + skip;
-	*line = l;
-	return 1;
-}
-
-int ctl_conn_read_line(struct ctl_conn *c, size_t max, int timeout_ms, char **line, char *err,
-		       size_t errlen)
-{
-	long long deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
-	size_t scanned = 0;
-	*line = NULL;
-	for (;;) {
-		char *nl = c->len > scanned ? memchr(c->buf + scanned, '\n', c->len - scanned) : NULL;
-		if (nl) {
-			size_t n = (size_t)(nl - c->buf);
-			if (n > max)
-				return fail(err, errlen, "request too large (more than %zu bytes)", max);
-			return take_line(c, n, 1, line, err, errlen);
-		}
-		scanned = c->len;
-		if (c->len > max)
-			return fail(err, errlen, "request too large (more than %zu bytes)", max);
-		if (c->cap - c->len < 4096) {
-			size_t ncap = c->cap ? c->cap * 2 : 8192;
-			if (ncap > max + 4096 + 1)
-				ncap = max + 4096 + 1;
-			if (ncap <= c->cap)
-				ncap = c->cap + 4096;
-			char *nb = realloc(c->buf, ncap);
-			if (!nb)
-				return fail(err, errlen, "out of memory");
-			c->buf = nb;
-			c->cap = ncap;
-		}
-		int wait = -1;
-		if (deadline >= 0) {
-			long long left = deadline - now_ms();
-			if (left <= 0)
-				return fail(err, errlen, "timed out after %d ms waiting for a %s",
-					    timeout_ms, c->len ? "complete line" : "line");
-			wait = left > 1000000 ? 1000000 : (int)left;
-		}
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		int pr = poll(&pfd, 1, wait);
-		if (pr < 0) {
-			if (errno == EINTR)
-				continue;
-			return fail(err, errlen, "poll: %s", strerror(errno));
-		}
-		if (pr == 0)
-			continue; /* the deadline check above reports it */
-		ssize_t r = read(c->fd, c->buf + c->len, c->cap - c->len);
-		if (r < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return fail(err, errlen, "read: %s", strerror(errno));
-		}
-		if (r == 0) {
-			if (!c->len)
-				return 0;
-			if (c->len > max)
-				return fail(err, errlen, "request too large (more than %zu bytes)", max);
-			return take_line(c, c->len, 0, line, err, errlen); /* last line without "\n" */
-		}
-		c->len += (size_t)r;
-	}
-}
-
-int ctl_write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
-		if (w < 0 && errno == ENOTSOCK)
-			w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
+/* ---- serving (line I/O itself: ctl_io.c) ---- */
 
 void ctl_serve_connection(int fd, struct ctl_ops *ops, void *arg)
 {
@@ -912,51 +847,4 @@ void ctl_serve_connection(int fd, struct ctl_ops *ops, void *arg)
 			break;
 	}
 	ctl_conn_release(&c);
-}
-
-int ctl_connect(const char *path, char *err, size_t errlen)
-{
-	if (!path || !*path)
-		path = getenv(CTL_SOCKET_ENV);
-	if (!path || !*path)
-		path = CTL_DEFAULT_SOCKET;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path)
-		return fail(err, errlen, "socket path %s is too long (max %zu)", path,
-			    sizeof sa.sun_path - 1);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return fail(err, errlen, "socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		int e = errno;
-		close(fd);
-		if (e == ENOENT || e == ECONNREFUSED)
-			return fail(err, errlen, "cannot connect to %s: %s (is vnet-switchd running?)",
-				    path, strerror(e));
-		return fail(err, errlen, "cannot connect to %s: %s", path, strerror(e));
-	}
-	return fd;
-}
-
-int ctl_call(int fd, const char *request, int timeout_ms, char **response, char *err,
-	     size_t errlen)
-{
-	*response = NULL;
-	size_t n = strlen(request);
-	if (ctl_write_all(fd, request, n) < 0 ||
-	    ((n == 0 || request[n - 1] != '\n') && ctl_write_all(fd, "\n", 1) < 0))
-		return fail(err, errlen, "cannot send the request: %s", strerror(errno));
-	struct ctl_conn c;
-	ctl_conn_init(&c, fd);
-	char e[256];
-	int r = ctl_conn_read_line(&c, CTL_MAX_RESPONSE, timeout_ms, response, e, sizeof e);
-	ctl_conn_release(&c);
-	if (r == 1)
-		return 0;
-	if (r == 0)
-		return fail(err, errlen, "the daemon closed the connection without answering");
-	if (strstr(e, "timed out"))
-		return fail(err, errlen, "no answer from the daemon within %d s", timeout_ms / 1000);
-	return fail(err, errlen, "%s", e);
 }

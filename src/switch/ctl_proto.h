@@ -43,6 +43,18 @@
  *                    "mac":"52:54:00:12:34:01","age":3,"static":false}]}
  *               age in seconds since last seen (0 for static entries).
  *   fdb-flush   {"cmd":"fdb-flush","bridge":"br0"}   -> {"ok":true,["flushed":N]}
+ *               forgets the learned entries; static ones stay (configuration).
+ *   fdb-add     {"cmd":"fdb-add","bridge":"br0","port":"vm1","vlan":0,
+ *                "mac":"52:54:00:00:00:05"}                 -> {"ok":true}
+ *               a static entry (as ovs-appctl fdb/add BR PORT VLAN MAC):
+ *               never ages, not moved by learning, saved in the state file;
+ *               the same VLAN + MAC again moves it to the new port. vlan is
+ *               0-4095 (0 = untagged), mac a unicast "xx:xx:xx:xx:xx:xx".
+ *               Deleting the port (or bridge) deletes its static entries.
+ *   fdb-del     {"cmd":"fdb-del","bridge":"br0","vlan":0,
+ *                "mac":"52:54:00:00:00:05"}                 -> {"ok":true}
+ *               removes a static entry ("no static entry for ... on VLAN 0
+ *               in br0" when there is none).
  *   add-flow    {"cmd":"add-flow","bridge":"br0",
  *                "flow":"priority=100,in_port=1,actions=output:2"} -> {"ok":true}
  *   del-flows   {"cmd":"del-flows","bridge":"br0",["match":"in_port=1"]}
@@ -56,8 +68,21 @@
  *               -> {"ok":true,"ports":[{"name":"vm1","bridge":"br0",
  *                    "rx_packets":..,"rx_bytes":..,"rx_dropped":..,
  *                    "tx_packets":..,"tx_bytes":..,"tx_dropped":..,"errors":..,
- *                    "drops":{"no_buffer":3,...},
+ *                    "drops":{"malformed":0,"vlan":3,...},
  *                    "queues":[{"queue":0,"rx_packets":..,...,"errors":..}]}]}
+ *               drops: frames the forwarding pipeline dropped after receiving
+ *               them on this port, by reason (every reason of forward.h's
+ *               sw_drop_reason_name, zeros included: a stable schema).
+ *   bridge-stats {"cmd":"bridge-stats",["bridge":"br0"]}  (no bridge: every bridge)
+ *               -> {"ok":true,"bridges":[{"name":"br0","rx_packets":..,
+ *                    "rx_bytes":..,"drops":{"malformed":0,"vlan":3,...},
+ *                    "fdb":{"entries":5,"static":1,"learned":9,"moves":0,
+ *                           "evicted":0,"aged":4,"refused":0},
+ *                    "flows":2}]}
+ *               rx: frames the bridge's ports received; drops: as port-stats,
+ *               summed over the bridge; fdb: entries now (static among them)
+ *               and counters since the bridge was created (learned = new
+ *               dynamic entries); flows: flows in the table.
  *   capture     {"cmd":"capture","port":"vm1","file":"/abs/path.pcap",
  *                ["count":10],["timeout":30]}
  *               count 0 = until the timeout; timeout 1..86400 s, default 30;
@@ -105,10 +130,13 @@ enum ctl_cmd {
 	CTL_CMD_LIST_PORTS,
 	CTL_CMD_FDB_SHOW,
 	CTL_CMD_FDB_FLUSH,
+	CTL_CMD_FDB_ADD,
+	CTL_CMD_FDB_DEL,
 	CTL_CMD_ADD_FLOW,
 	CTL_CMD_DEL_FLOWS,
 	CTL_CMD_DUMP_FLOWS,
 	CTL_CMD_PORT_STATS,
+	CTL_CMD_BRIDGE_STATS,
 	CTL_CMD_CAPTURE,
 	CTL_CMD_VERSION,
 	CTL_CMD__COUNT
@@ -129,6 +157,8 @@ struct ctl_request {
 	char *flow;                      /* add-flow: flow; del-flows: match or NULL */
 	unsigned count, timeout_s;       /* capture */
 	char file[CTL_PATH_MAX];         /* capture */
+	uint16_t vlan;                   /* fdb-add, fdb-del */
+	uint8_t mac[6];                  /* fdb-add, fdb-del */
 };
 
 /* Parses one request line (a trailing "\n" is fine). 0, or -1 with err
@@ -146,6 +176,14 @@ struct ctl_counters {
 	uint64_t rx_packets, rx_bytes, rx_dropped;
 	uint64_t tx_packets, tx_bytes, tx_dropped;
 	uint64_t errors;
+};
+
+/* bridge-stats: a bridge's counters (drop reasons: ctl_reply_add_drop_reason). */
+struct ctl_bridge_counters {
+	uint64_t rx_packets, rx_bytes;
+	uint64_t fdb_entries, fdb_static;
+	uint64_t fdb_learned, fdb_moves, fdb_evicted, fdb_aged, fdb_refused;
+	uint64_t flows;
 };
 
 struct ctl_reply *ctl_reply_new(enum ctl_cmd cmd);
@@ -181,7 +219,11 @@ void ctl_reply_add_flow(struct ctl_reply *r, uint16_t priority, const char *text
 void ctl_reply_add_port_stats(struct ctl_reply *r, const char *name, const char *bridge,
 			      const struct ctl_counters *total);
 void ctl_reply_add_queue_stats(struct ctl_reply *r, unsigned queue, const struct ctl_counters *q);
+/* port-stats: into the last port added; bridge-stats: into the last bridge. */
 void ctl_reply_add_drop_reason(struct ctl_reply *r, const char *reason, uint64_t count);
+/* bridge-stats: one bridge (then its drop reasons). */
+void ctl_reply_add_bridge_stats(struct ctl_reply *r, const char *name,
+				const struct ctl_bridge_counters *c);
 /* capture */
 void ctl_reply_capture(struct ctl_reply *r, const char *file, uint64_t captured, bool timed_out);
 
@@ -219,6 +261,11 @@ struct ctl_ops {
 	int (*list_ports)(void *arg, const char *bridge, struct ctl_reply *r);
 	int (*fdb_show)(void *arg, const char *bridge, struct ctl_reply *r);
 	int (*fdb_flush)(void *arg, const char *bridge, struct ctl_reply *r);
+	/* vlan 0-4095, mac unicast (checked) */
+	int (*fdb_add)(void *arg, const char *bridge, const char *port, uint16_t vlan,
+		       const uint8_t mac[6], struct ctl_reply *r);
+	int (*fdb_del)(void *arg, const char *bridge, uint16_t vlan, const uint8_t mac[6],
+		       struct ctl_reply *r);
 	/* flow as the user gave it ("priority=..,match,actions=.."), shape-checked */
 	int (*add_flow)(void *arg, const char *bridge, const char *flow, struct ctl_reply *r);
 	/* match NULL: every flow */
@@ -226,6 +273,8 @@ struct ctl_ops {
 	int (*dump_flows)(void *arg, const char *bridge, struct ctl_reply *r);
 	/* port NULL: every port */
 	int (*port_stats)(void *arg, const char *port, struct ctl_reply *r);
+	/* bridge NULL: every bridge */
+	int (*bridge_stats)(void *arg, const char *bridge, struct ctl_reply *r);
 	/* file is absolute; count 0 = until timeout_s */
 	int (*capture)(void *arg, const char *port, unsigned count, const char *file,
 		       unsigned timeout_s, struct ctl_reply *r);
@@ -237,7 +286,7 @@ struct ctl_ops {
  * CTL_ASYNC when the callback kept the reply (*response is NULL then). */
 int ctl_handle_request(const char *line, struct ctl_ops *ops, void *arg, char **response);
 
-/* ---- line I/O for both sides ---- */
+/* ---- line I/O for both sides (ctl_io.c) ---- */
 
 /* A connection's read buffer. */
 struct ctl_conn {

@@ -12,6 +12,9 @@
 #define STATE_TCI(s) ((uint16_t)((s) & 0xffffu))
 #define STATE_VID(s) ((uint16_t)((s) & 0x0fffu))
 
+_Static_assert(SW_DROP__COUNT <= SW_PORT_FWD_DROP_SLOTS,
+	       "struct sw_port's fwd_drops[] must hold every enum sw_drop_reason");
+
 const char *sw_drop_reason_name(enum sw_drop_reason r)
 {
 	static const char *const names[SW_DROP__COUNT] = {
@@ -462,8 +465,13 @@ unsigned sw_forward_burst(struct sw_bridge_ctx *br, uint16_t in_port, struct vne
 	if (acc_flow)
 		sw_flow_count(acc_flow, acc_pkts, acc_bytes);
 done:
-	for (unsigned r = 0; r < SW_DROP__COUNT; r++)
-		if (out->drops[r])
-			atomic_fetch_add_explicit(&br->drops[r], out->drops[r], memory_order_relaxed);
+	for (unsigned r = 0; r < SW_DROP__COUNT; r++) {
+		if (!out->drops[r])
+			continue;
+		atomic_fetch_add_explicit(&br->drops[r], out->drops[r], memory_order_relaxed);
+		if (in) /* and to the ingress port (none when it is unknown) */
+			atomic_fetch_add_explicit(&in->fwd_drops[r], out->drops[r],
+						  memory_order_relaxed);
+	}
 	return n;
 }

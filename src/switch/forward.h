@@ -123,7 +123,8 @@ struct sw_fwd_out {
 	struct sw_fwd_out_port ports[SW_BRIDGE_MAX_PORTS];
 	unsigned n_drop;
 	struct vnet_pkt *drop[SW_FWD_MAX_BURST];
-	uint64_t drops[SW_DROP__COUNT]; /* this call's, also added to the bridge */
+	uint64_t drops[SW_DROP__COUNT]; /* this call's, also added to the bridge and
+					 * to the ingress port's fwd_drops */
 	/* Per-thread state. */
 	struct vnet_pkt_pool *pool;  /* copies come from here */
 	struct sw_emc emc;

@@ -26,6 +26,9 @@
 #define SW_PORT_MAX_OPTIONS 16
 /* Highest usable ofport (OpenFlow reserves 0xff00 and up). */
 #define SW_OFPORT_MAX 0xfeff
+/* Slots for the forwarding drop reasons (forward.h's enum sw_drop_reason,
+ * which forward.c asserts fits). */
+#define SW_PORT_FWD_DROP_SLOTS 8
 
 /* One key=value option as given to add-port / set-port (kept for persistence). */
 struct sw_option {
@@ -90,6 +93,10 @@ struct sw_port {
 	void *bridge;                 /* owning bridge */
 	atomic_flag tx_lock[SW_PORT_MAX_QUEUES];
 	struct sw_queue_stats rxq[SW_PORT_MAX_QUEUES], txq[SW_PORT_MAX_QUEUES];
+	/* Frames received on this port that forwarding dropped, by enum
+	 * sw_drop_reason (relaxed atomics, added once per burst by
+	 * sw_forward_burst(); also counted in the bridge's totals). */
+	_Atomic uint64_t fwd_drops[SW_PORT_FWD_DROP_SLOTS];
 	/* struct sw_capture * while `vnetctl capture` runs on this port (capture.h) */
 	void *_Atomic capture;
 };

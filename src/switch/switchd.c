@@ -266,9 +266,18 @@ static int op_del_port(void *arg, const char *bridge, const char *port, struct c
 	CTL_BEGIN(sd);
 	if (sw_config_del_port(next, bridge, port, err, sizeof(err)) < 0)
 		return ctl_fail(sd, next, r, err);
+	/* The port's number and bridge from the current configuration: the
+	 * port may not be running (it failed to open), its static FDB entries
+	 * are installed all the same. */
+	struct sw_bridge_config *bc = NULL;
+	const struct sw_port_config *old = sw_config_port(sd->cfg, port, &bc);
+	struct sd_bridge *b = old ? find_bridge(sd, bc->name) : NULL;
 	struct sd_port *p = find_port(sd, port);
 	if (p)
 		port_destroy(sd, p);
+	/* its static entries left the configuration with it */
+	if (b && old->ofport)
+		sw_fdb_flush(b->fdb, old->ofport, true);
 	vnet_info("switchd: deleted port %s", port);
 	return ctl_done(sd, next, r);
 }
@@ -388,6 +397,45 @@ static int op_fdb_flush(void *arg, const char *bridge, struct ctl_reply *r)
 	return 0;
 }
 
+static int op_fdb_add(void *arg, const char *bridge, const char *port, uint16_t vlan,
+		      const uint8_t mac[6], struct ctl_reply *r)
+{
+	CTL_BEGIN(sd);
+	char m[SW_MAC_STR_LEN];
+	sw_mac_format(mac, m);
+	if (sw_config_add_fdb(next, bridge, port, vlan, mac, err, sizeof(err)) < 0)
+		return ctl_fail(sd, next, r, err);
+	struct sd_bridge *b = find_bridge(sd, bridge);
+	const struct sw_port_config *pc = sw_config_port(next, port, NULL);
+	if (!b || !pc) {
+		snprintf(err, sizeof(err), "bridge %s is not running", bridge);
+		return ctl_fail(sd, next, r, err);
+	}
+	int e = sw_fdb_add_static(b->fdb, vlan, mac, pc->ofport);
+	if (e < 0) {
+		snprintf(err, sizeof(err), "cannot add %s on VLAN %u to the FDB of %s: %s", m, vlan,
+			 bridge, e == -ENOSPC ? "table full" : "port out of range");
+		return ctl_fail(sd, next, r, err);
+	}
+	vnet_info("switchd: %s: static FDB entry %s VLAN %u -> %s", bridge, m, vlan, port);
+	return ctl_done(sd, next, r);
+}
+
+static int op_fdb_del(void *arg, const char *bridge, uint16_t vlan, const uint8_t mac[6],
+		      struct ctl_reply *r)
+{
+	CTL_BEGIN(sd);
+	char m[SW_MAC_STR_LEN];
+	sw_mac_format(mac, m);
+	if (sw_config_del_fdb(next, bridge, vlan, mac, NULL, err, sizeof(err)) < 0)
+		return ctl_fail(sd, next, r, err);
+	struct sd_bridge *b = find_bridge(sd, bridge);
+	if (b)
+		sw_fdb_del(b->fdb, vlan, mac);
+	vnet_info("switchd: %s: static FDB entry %s VLAN %u deleted", bridge, m, vlan);
+	return ctl_done(sd, next, r);
+}
+
 static int op_add_flow(void *arg, const char *bridge, const char *flow, struct ctl_reply *r)
 {
 	CTL_BEGIN(sd);
@@ -487,6 +535,11 @@ static void port_stats(struct ctl_reply *r, struct sd_port *p)
 		queue_counters(&p->port, i, &q);
 		ctl_reply_add_queue_stats(r, i, &q);
 	}
+	/* every reason, zeros too: a stable schema for --json */
+	for (unsigned d = 0; d < SW_DROP__COUNT; d++)
+		ctl_reply_add_drop_reason(r, sw_drop_reason_name((enum sw_drop_reason)d),
+					  atomic_load_explicit(&p->port.fwd_drops[d],
+							       memory_order_relaxed));
 }
 
 static int op_port_stats(void *arg, const char *port, struct ctl_reply *r)
@@ -503,6 +556,55 @@ static int op_port_stats(void *arg, const char *port, struct ctl_reply *r)
 	pthread_mutex_unlock(&sd->lock);
 	if (port && !found) {
 		ctl_reply_error(r, "no port %s", port);
+		return -1;
+	}
+	return 0;
+}
+
+static void count_static(const struct sw_fdb_entry_info *e, void *arg)
+{
+	if (e->is_static)
+		(*(uint64_t *)arg)++;
+}
+
+static void bridge_stats(struct ctl_reply *r, struct sd_bridge *b)
+{
+	struct ctl_bridge_counters c = {0};
+	struct sw_fdb_stats st;
+	c.rx_packets = atomic_load_explicit(&b->ctx.rx_packets, memory_order_relaxed);
+	c.rx_bytes = atomic_load_explicit(&b->ctx.rx_bytes, memory_order_relaxed);
+	c.fdb_entries = sw_fdb_foreach(b->fdb, mono_ns(), count_static, &c.fdb_static);
+	sw_fdb_get_stats(b->fdb, &st);
+	c.fdb_learned = st.learned;
+	c.fdb_moves = st.moves;
+	c.fdb_evicted = st.evicted;
+	c.fdb_aged = st.aged;
+	c.fdb_refused = st.refused;
+	c.flows = sw_flow_table_count(b->flows);
+	ctl_reply_add_bridge_stats(r, b->name, &c);
+	for (unsigned d = 0; d < SW_DROP__COUNT; d++)
+		ctl_reply_add_drop_reason(r, sw_drop_reason_name((enum sw_drop_reason)d),
+					  atomic_load_explicit(&b->ctx.drops[d], memory_order_relaxed));
+}
+
+static int op_bridge_stats(void *arg, const char *bridge, struct ctl_reply *r)
+{
+	struct switchd *sd = arg;
+	pthread_mutex_lock(&sd->lock);
+	bool found = false;
+	/* in configuration order (the runtime list is newest first) */
+	for (unsigned i = 0; i < sd->cfg->nbridges; i++) {
+		const char *name = sd->cfg->bridges[i].name;
+		if (bridge && strcmp(bridge, name))
+			continue;
+		struct sd_bridge *b = find_bridge(sd, name);
+		if (b)
+			bridge_stats(r, b);
+		found = true;
+	}
+	pthread_mutex_unlock(&sd->lock);
+	if (bridge && !found) {
+		ctl_reply_error(r, "no bridge %s", bridge);
 		return -1;
 	}
 	return 0;
@@ -564,10 +666,13 @@ static struct ctl_ops ctl_ops = {
 	.list_ports = op_list_ports,
 	.fdb_show = op_fdb_show,
 	.fdb_flush = op_fdb_flush,
+	.fdb_add = op_fdb_add,
+	.fdb_del = op_fdb_del,
 	.add_flow = op_add_flow,
 	.del_flows = op_del_flows,
 	.dump_flows = op_dump_flows,
 	.port_stats = op_port_stats,
+	.bridge_stats = op_bridge_stats,
 	.capture = op_capture,
 };
 
@@ -593,6 +698,18 @@ static void apply_config(struct switchd *sd)
 			vnet_err("switchd: bridge %s: out of memory", bc->name);
 			continue;
 		}
+		/* Static FDB entries first: they need only the ports' numbers (from
+		 * the configuration), and no frame of a port coming up is flooded
+		 * or learnt past them. */
+		for (unsigned j = 0; j < bc->nfdb; j++) {
+			const struct sw_fdb_static_config *f = &bc->fdb[j];
+			const struct sw_port_config *pc = sw_config_port(sd->cfg, f->port, NULL);
+			char m[SW_MAC_STR_LEN];
+			sw_mac_format(f->mac, m);
+			if (!pc || sw_fdb_add_static(b->fdb, f->vlan, f->mac, pc->ofport) < 0)
+				vnet_err("switchd: bridge %s: static FDB entry %s VLAN %u -> %s not restored",
+					 bc->name, m, f->vlan, f->port);
+		}
 		for (unsigned j = 0; j < bc->nports; j++)
 			if (port_create(sd, b, &bc->ports[j], err, sizeof(err)) < 0)
 				vnet_err("switchd: port %s not restored: %s", bc->ports[j].name, err);
@@ -604,8 +721,8 @@ static void apply_config(struct switchd *sd)
 				vnet_err("switchd: bridge %s: flow '%s' not restored: %s", bc->name,
 					 text, err);
 		}
-		vnet_info("switchd: restored bridge %s (%u ports, %u flows)", bc->name, bc->nports,
-			  bc->nflows);
+		vnet_info("switchd: restored bridge %s (%u ports, %u flows, %u static FDB entries)",
+			  bc->name, bc->nports, bc->nflows, bc->nfdb);
 	}
 }
 

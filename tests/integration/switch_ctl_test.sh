@@ -3,8 +3,10 @@
 # tests 5-8): flows (cross-connect, an ICMP drop rule that lets ARP pass,
 # counters), capture to pcap read back by tshark, vnetctl's errors leaving the
 # daemon's state unchanged, kill -9 and restart with the configuration
-# restored and traffic flowing again, a corrupt state file moved aside, and
-# the modes of the control socket, vhost-user sockets and state file.
+# restored and traffic flowing again, a corrupt state file moved aside, the
+# modes of the control socket, vhost-user sockets and state file, static FDB
+# entries (steering, persistence, removal) and the per-bridge / per-port
+# drop statistics (null ports with rx=generate as the traffic source).
 # A tap port moved into a network namespace is the second endpoint for ARP
 # and ICMP (busybox ping), answered by `vnet-pktgen --mode responder`.
 # Root only (netns, taps); bounded; cleans up. Prints TAP.
@@ -37,7 +39,7 @@ elif [[ -x /bin/busybox ]]; then
 	PING=(/bin/busybox ping)
 fi
 
-NTESTS=13
+NTESTS=15
 BUDGET=240 # seconds; later tests fail fast rather than overrun meson's timeout
 work=$(mktemp -d "${TMPDIR:-/tmp}/vnet-swctl.XXXXXX") || exit 1
 chmod 0755 "$work"
@@ -630,6 +632,146 @@ if ! over_budget "$name"; then
 		rm -rf /var/run/dpdk/"vswctl$$"* 2>/dev/null
 	fi
 	[[ $n == 13 ]] || report "$name" "$tp_log"
+fi
+
+# --- 14: static FDB entries -----------------------------------------------------
+# brf: g1 generates frames 02:00:00:00:00:01 -> 02:00:00:00:00:02 (port_null.c
+# rx=generate); n2 and n3 count what they are sent.
+GMAC=02:00:00:00:00:02
+tx_delta() { # PORT SECS: how much PORT's tx_packets grows in SECS (-1: unknown)
+	local a b
+	a=$(port_field "$1" tx_packets)
+	sleep "$2"
+	b=$(port_field "$1" tx_packets)
+	[[ -n $a && -n $b ]] || { echo -1; return; }
+	echo $((b - a))
+}
+static_line() { # BR PORT VLAN MAC: fdb-show lists that static entry
+	ctl fdb-show "$1" | grep -Eq "^ +$2 +$3 +$4 +static\$"
+}
+name="static FDB: fdb-add steers NORMAL and shows as static, survives fdb-flush and kill -9 + restart; replace, fdb-del, del-port; bad input refused"
+if ! over_budget "$name"; then
+	sw_alive || start_switch || fail "the daemon is not running"
+	ctl add-br brf >/dev/null && ctl add-port brf g1 type=null rx=generate >/dev/null &&
+		ctl add-port brf n2 type=null >/dev/null && ctl add-port brf n3 type=null >/dev/null ||
+		fail "setting up brf failed"
+	sleep 0.3
+	d3=$(tx_delta n3 0.3)
+	((d3 > 0)) || fail "before fdb-add: n3 got $d3 frames (want the unknown destination flooded)"
+	ctl fdb-add brf n2 0 "$GMAC" >/dev/null || fail "fdb-add brf n2 0 $GMAC: exit $?"
+	static_line brf n2 0 "$GMAC" || fail "fdb-show brf lacks 'n2 0 $GMAC static': $(ctl fdb-show brf | tr '\n' '|')"
+	grep -q "\"mac\": \"$GMAC\"" "$STATE_FILE" || fail "the state file lacks the static entry"
+	sleep 0.2
+	d2=$(tx_delta n2 0.3)
+	d3=$(tx_delta n3 0.3)
+	((d2 > 0 && d3 == 0)) || fail "with the static entry on n2: n2 got $d2, n3 got $d3 (want >0 and 0)"
+	ctl fdb-flush brf >/dev/null || fail "fdb-flush brf failed"
+	static_line brf n2 0 "$GMAC" || fail "fdb-flush removed the static entry"
+	sw_kill9
+	if start_switch; then
+		sleep 0.5
+		static_line brf n2 0 "$GMAC" || fail "after kill -9 + restart: fdb-show brf: $(ctl fdb-show brf | tr '\n' '|')"
+		d2=$(tx_delta n2 0.3)
+		d3=$(tx_delta n3 0.3)
+		((d2 > 0 && d3 == 0)) || fail "after the restart: n2 got $d2, n3 got $d3 (want >0 and 0)"
+	else
+		fail "the daemon did not restart"
+	fi
+	# the same VLAN + MAC again moves the entry
+	ctl fdb-add brf n3 0 "$GMAC" >/dev/null || fail "fdb-add brf n3 0 $GMAC (replace) failed"
+	static_line brf n3 0 "$GMAC" || fail "the replaced entry is not on n3"
+	static_line brf n2 0 "$GMAC" && fail "the replaced entry is still on n2"
+	sleep 0.2
+	d2=$(tx_delta n2 0.3)
+	((d2 == 0)) || fail "after moving the entry to n3, n2 still got $d2 frames"
+	ctl fdb-del brf 0 "$GMAC" >/dev/null || fail "fdb-del brf 0 $GMAC failed"
+	static_line brf n3 0 "$GMAC" && fail "fdb-del left the static entry"
+	grep -q '"fdb"' "$STATE_FILE" && fail "the state file still has static entries after fdb-del"
+	d2=$(tx_delta n2 0.3)
+	((d2 > 0)) || fail "after fdb-del the frames are not flooded to n2 again ($d2)"
+	# del-port takes its static entries along (configuration and FDB)
+	ctl fdb-add brf n3 7 52:54:00:00:00:07 >/dev/null || fail "fdb-add brf n3 7 failed"
+	ctl del-port brf n3 >/dev/null || fail "del-port brf n3 failed"
+	ctl fdb-show brf | grep -q "52:54:00:00:00:07" && fail "del-port n3 left its static entry in the FDB"
+	grep -q '"fdb"' "$STATE_FILE" && fail "del-port n3 left its static entry in the state file"
+	ctl add-port brf n3 type=null >/dev/null || fail "add-port brf n3 again failed"
+	# bad input: refused, nothing changes
+	pre_state=$(md5sum <"$STATE_FILE")
+	fcheck() { # RC SUBSTRING ARGS...
+		local want_rc=$1 want=$2 out rc
+		shift 2
+		out=$(ctl "$@" 2>&1)
+		rc=$?
+		[[ $rc == "$want_rc" && $out == *"$want"* ]] || fail "vnetctl $*: exit $rc, '$out' (want $want_rc, '$want')"
+	}
+	fcheck 1 "no bridge br9" fdb-add br9 n2 0 "$GMAC"
+	fcheck 1 "no port vm9 in bridge brf" fdb-add brf vm9 0 "$GMAC"
+	fcheck 2 "invalid MAC 'xx'" fdb-add brf n2 0 xx
+	fcheck 2 "invalid VLAN '5000'" fdb-add brf n2 5000 "$GMAC"
+	fcheck 2 "MAC 01:00:5e:00:00:01 is multicast" fdb-add brf n2 0 01:00:5e:00:00:01
+	fcheck 2 "expected fdb-add BR PORT VLAN MAC" fdb-add brf n2 "$GMAC"
+	fcheck 1 "no static entry for 52:54:00:00:00:09 on VLAN 0 in brf" fdb-del brf 0 52:54:00:00:00:09
+	for raw in '{"cmd":"fdb-add","bridge":"brf","port":"n2","vlan":5000,"mac":"52:54:00:00:00:05"}' \
+		'{"cmd":"fdb-add","bridge":"brf","port":"n2","vlan":0,"mac":"52:54:00:00:00:05","x":1}' \
+		'{"cmd":"fdb-add","bridge":"brf","vlan":0,"mac":"52:54:00:00:00:05"}' \
+		'{"cmd":"fdb-del","bridge":"brf","vlan":0,"mac":"nope"}'; do
+		out=$(raw_request "$raw" 2>&1)
+		[[ $out == *'"ok":false'* ]] || fail "raw $raw: answer '$out'"
+	done
+	[[ $(md5sum <"$STATE_FILE") == "$pre_state" ]] || fail "refused commands changed the state file"
+	report "$name"
+fi
+
+# --- 15: bridge-stats and per-port drop reasons ---------------------------------
+REASONS='["malformed","vlan","flow_drop","no_output","no_port","loop","no_buf","overflow"]'
+name="bridge-stats [--json]: frames, drops, fdb and flows of a bridge; port-stats: every drop reason, counted on the ingress port"
+if ! over_budget "$name"; then
+	sw_alive || fail "the daemon is not running"
+	ctl add-flow brf "priority=1,in_port=99,actions=drop" >/dev/null || fail "add-flow brf failed"
+	# a static entry back to the ingress port: every generated frame is a loop drop of g1
+	ctl fdb-add brf g1 0 "$GMAC" >/dev/null || fail "fdb-add brf g1 0 $GMAC failed"
+	sleep 0.5
+	out=$(ctl --json bridge-stats brf)
+	python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+reasons = set(json.loads(sys.argv[2]))
+assert d["ok"] is True and len(d["bridges"]) == 1, "one bridge"
+b = d["bridges"][0]
+assert b["name"] == "brf"
+assert set(b) == {"name", "rx_packets", "rx_bytes", "drops", "fdb", "flows"}, sorted(b)
+assert b["rx_packets"] > 0 and b["rx_bytes"] >= 60 * b["rx_packets"], (b["rx_packets"], b["rx_bytes"])
+assert set(b["drops"]) == reasons, sorted(b["drops"])
+assert b["drops"]["loop"] > 0, b["drops"]
+assert set(b["fdb"]) == {"entries", "static", "learned", "moves", "evicted", "aged", "refused"}, b["fdb"]
+assert b["fdb"]["static"] == 1 and b["fdb"]["entries"] >= 1 and b["fdb"]["learned"] >= 1, b["fdb"]
+assert b["flows"] == 1, b["flows"]
+' "$out" "$REASONS" 2>"$work/py.err" || fail "bridge-stats --json brf: $out: $(tail -n1 "$work/py.err")"
+	out=$(ctl --json port-stats)
+	python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+reasons = set(json.loads(sys.argv[2]))
+ports = {p["name"]: p for p in d["ports"]}
+for name, p in ports.items():
+    assert set(p["drops"]) == reasons, (name, sorted(p["drops"]))
+assert ports["g1"]["drops"]["loop"] > 0, ports["g1"]["drops"]
+assert ports["n2"]["drops"]["loop"] == 0 and ports["n3"]["drops"]["loop"] == 0
+' "$out" "$REASONS" 2>"$work/py.err" || fail "port-stats --json: $out: $(tail -n1 "$work/py.err")"
+	txt=$(ctl bridge-stats brf)
+	[[ $txt == *"Bridge brf"* && $txt == *"drops: "*"loop="* && $txt == *"(1 static)"* && $txt == *"flows: 1"* ]] ||
+		fail "bridge-stats brf printed '$txt'"
+	all=$(ctl bridge-stats)
+	[[ $all == *"Bridge brf"* ]] || fail "bridge-stats (all) printed '$all'"
+	ptxt=$(ctl port-stats g1)
+	[[ $ptxt == *"  drops: "*"loop="* ]] || fail "port-stats g1 printed '$ptxt'"
+	[[ $(ctl port-stats n2) != *"drops:"* ]] || fail "port-stats n2 shows drops: $(ctl port-stats n2)"
+	out=$(ctl bridge-stats br9 2>&1)
+	rc=$?
+	[[ $rc == 1 && $out == *"no bridge br9"* ]] || fail "bridge-stats br9: exit $rc, '$out'"
+	echo "# $(tr '\n' ' ' <<<"$txt")"
+	ctl del-br brf >/dev/null || fail "del-br brf failed"
+	report "$name"
 fi
 
 echo "# total ${SECONDS}s"

@@ -462,6 +462,207 @@ static void test_json_errors(void **state)
 	expect_bad("{\"format\":\"vnet-switchd-state\",\"format\":\"x\"}", "line 1");
 }
 
+/* ---- static FDB entries ---- */
+
+static const uint8_t MAC5[6] = {0x52, 0x54, 0, 0, 0, 5};
+
+/* br0: vm1, vm2; br1: vm3 */
+static struct sw_config *fdb_config(void)
+{
+	struct sw_config *c = two_bridges();
+	struct sw_port_config p;
+	port(&p, "vm1", "null");
+	assert_int_equal(sw_config_add_port(c, "br0", &p, NULL, err, sizeof err), 0);
+	port(&p, "vm2", "null");
+	assert_int_equal(sw_config_add_port(c, "br0", &p, NULL, err, sizeof err), 0);
+	port(&p, "vm3", "null");
+	assert_int_equal(sw_config_add_port(c, "br1", &p, NULL, err, sizeof err), 0);
+	return c;
+}
+
+#define FDB_ERR(call, msg) \
+	do { \
+		err[0] = '\0'; \
+		assert_int_equal((call), -1); \
+		assert_err_contains(msg); \
+	} while (0)
+
+static void test_mac_parse(void **state)
+{
+	(void)state;
+	uint8_t m[6] = {0};
+	char buf[SW_MAC_STR_LEN];
+	assert_int_equal(sw_mac_parse("52:54:00:AB:cd:05", m, err, sizeof err), 0);
+	sw_mac_format(m, buf);
+	assert_string_equal(buf, "52:54:00:ab:cd:05");
+	FDB_ERR(sw_mac_parse("xx", m, err, sizeof err), "invalid MAC 'xx'");
+	FDB_ERR(sw_mac_parse("52:54:00:00:00:5", m, err, sizeof err), "invalid MAC '52:54:00:00:00:5'");
+	FDB_ERR(sw_mac_parse("52:54:00:00:00:05:", m, err, sizeof err), "invalid MAC");
+	FDB_ERR(sw_mac_parse("52-54-00-00-00-05", m, err, sizeof err), "invalid MAC");
+	FDB_ERR(sw_mac_parse("52:54:00:00:0g:05", m, err, sizeof err), "invalid MAC");
+	FDB_ERR(sw_mac_parse("", m, err, sizeof err), "invalid MAC ''");
+	assert_memory_equal(m, ((uint8_t[]){0x52, 0x54, 0, 0xab, 0xcd, 5}), 6); /* untouched */
+}
+
+static void test_fdb_static_add_replace_del(void **state)
+{
+	(void)state;
+	struct sw_config *c = fdb_config();
+	struct sw_bridge_config *b = sw_config_bridge(c, "br0");
+	const uint8_t mc[6] = {0x01, 0, 0x5e, 0, 0, 1};
+	FDB_ERR(sw_config_add_fdb(c, "br9", "vm1", 0, MAC5, err, sizeof err), "no bridge br9");
+	FDB_ERR(sw_config_add_fdb(c, "br0", "vm9", 0, MAC5, err, sizeof err),
+		"no port vm9 in bridge br0");
+	FDB_ERR(sw_config_add_fdb(c, "br0", "vm3", 0, MAC5, err, sizeof err),
+		"no port vm3 in bridge br0"); /* vm3 is on br1 */
+	FDB_ERR(sw_config_add_fdb(c, "br0", "vm1", 0, mc, err, sizeof err),
+		"MAC 01:00:5e:00:00:01 is multicast");
+	FDB_ERR(sw_config_add_fdb(c, "br0", "vm1", 4096, MAC5, err, sizeof err), "invalid VLAN 4096");
+	assert_int_equal(b->nfdb, 0);
+
+	assert_int_equal(sw_config_add_fdb(c, "br0", "vm1", 0, MAC5, err, sizeof err), 0);
+	assert_int_equal(sw_config_add_fdb(c, "br0", "vm1", 4095, MAC5, err, sizeof err), 0);
+	assert_int_equal(b->nfdb, 2);
+	/* the same VLAN + MAC moves to the new port */
+	assert_int_equal(sw_config_add_fdb(c, "br0", "vm2", 0, MAC5, err, sizeof err), 0);
+	assert_int_equal(b->nfdb, 2);
+	assert_string_equal(sw_bridge_fdb_find(b, 0, MAC5)->port, "vm2");
+	assert_string_equal(sw_bridge_fdb_find(b, 4095, MAC5)->port, "vm1");
+	assert_null(sw_bridge_fdb_find(b, 1, MAC5));
+	assert_int_equal(sw_config_validate(c, err, sizeof err), 0);
+
+	const uint8_t mac6[6] = {0x52, 0x54, 0, 0, 0, 6};
+	FDB_ERR(sw_config_del_fdb(c, "br0", 0, mac6, NULL, err, sizeof err),
+		"no static entry for 52:54:00:00:00:06 on VLAN 0 in br0");
+	FDB_ERR(sw_config_del_fdb(c, "br1", 0, MAC5, NULL, err, sizeof err),
+		"no static entry for 52:54:00:00:00:05 on VLAN 0 in br1");
+	FDB_ERR(sw_config_del_fdb(c, "br9", 0, MAC5, NULL, err, sizeof err), "no bridge br9");
+	char was[SW_NAME_MAX + 1] = "";
+	assert_int_equal(sw_config_del_fdb(c, "br0", 0, MAC5, was, err, sizeof err), 0);
+	assert_string_equal(was, "vm2");
+	assert_int_equal(b->nfdb, 1);
+	assert_null(sw_bridge_fdb_find(b, 0, MAC5));
+	assert_non_null(sw_bridge_fdb_find(b, 4095, MAC5));
+
+	/* at most SW_CONFIG_MAX_FDB per bridge; replacing still works when full */
+	uint8_t m[6] = {0x02, 0, 0, 0, 0, 0};
+	for (unsigned i = 1; b->nfdb < SW_CONFIG_MAX_FDB; i++) {
+		m[4] = (uint8_t)(i >> 8);
+		m[5] = (uint8_t)i;
+		assert_int_equal(sw_config_add_fdb(c, "br0", "vm1", 7, m, err, sizeof err), 0);
+	}
+	FDB_ERR(sw_config_add_fdb(c, "br0", "vm1", 8, m, err, sizeof err),
+		"bridge br0 has too many static FDB entries (max 4096)");
+	assert_int_equal(sw_config_add_fdb(c, "br0", "vm2", 7, m, err, sizeof err), 0);
+	assert_int_equal(b->nfdb, SW_CONFIG_MAX_FDB);
+	assert_int_equal(sw_config_add_fdb(c, "br1", "vm3", 8, m, err, sizeof err), 0); /* per bridge */
+	assert_int_equal(sw_config_validate(c, err, sizeof err), 0);
+	sw_config_free(c);
+}
+
+static void test_fdb_static_follow_ports(void **state)
+{
+	(void)state;
+	struct sw_config *c = fdb_config();
+	struct sw_bridge_config *b = sw_config_bridge(c, "br0");
+	const uint8_t m2[6] = {0x52, 0x54, 0, 0, 0, 2};
+	assert_int_equal(sw_config_add_fdb(c, "br0", "vm1", 0, MAC5, err, sizeof err), 0);
+	assert_int_equal(sw_config_add_fdb(c, "br0", "vm2", 0, m2, err, sizeof err), 0);
+	assert_int_equal(sw_config_add_fdb(c, "br0", "vm1", 10, m2, err, sizeof err), 0);
+	assert_int_equal(sw_config_add_fdb(c, "br1", "vm3", 0, MAC5, err, sizeof err), 0);
+
+	/* a copy is independent */
+	struct sw_config *d = sw_config_dup(c);
+	assert_non_null(d);
+	assert_int_equal(sw_config_bridge(d, "br0")->nfdb, 3);
+	assert_int_equal(sw_config_del_fdb(d, "br0", 0, MAC5, NULL, err, sizeof err), 0);
+	assert_int_equal(b->nfdb, 3);
+	sw_config_free(d);
+
+	/* del-port takes the port's entries along, only those */
+	assert_int_equal(sw_config_del_port(c, "br0", "vm1", err, sizeof err), 0);
+	assert_int_equal(b->nfdb, 1);
+	assert_string_equal(b->fdb[0].port, "vm2");
+	assert_int_equal(sw_config_validate(c, err, sizeof err), 0);
+	/* a new vm1 starts without entries */
+	struct sw_port_config p;
+	port(&p, "vm1", "null");
+	assert_int_equal(sw_config_add_port(c, "br0", &p, NULL, err, sizeof err), 0);
+	assert_null(sw_bridge_fdb_find(b, 0, MAC5));
+	/* a failed del-port changes nothing */
+	assert_int_equal(sw_config_del_port(c, "br1", "vm2", err, sizeof err), -1);
+	assert_int_equal(b->nfdb, 1);
+
+	/* del-br takes them all; the other bridge keeps its own */
+	assert_int_equal(sw_config_del_bridge(c, "br0", err, sizeof err), 0);
+	assert_int_equal(c->nbridges, 1);
+	assert_int_equal(c->bridges[0].nfdb, 1);
+	assert_string_equal(c->bridges[0].fdb[0].port, "vm3");
+
+	/* validate catches what the functions would refuse */
+	b = &c->bridges[0];
+	snprintf(b->fdb[0].port, sizeof b->fdb[0].port, "vm9");
+	FDB_ERR(sw_config_validate(c, err, sizeof err), "no port vm9 in bridge br1");
+	snprintf(b->fdb[0].port, sizeof b->fdb[0].port, "vm3");
+	b->fdb[0].mac[0] = 1;
+	FDB_ERR(sw_config_validate(c, err, sizeof err), "is multicast");
+	b->fdb[0].mac[0] = 0x52;
+	assert_int_equal(sw_config_add_fdb(c, "br1", "vm3", 1, MAC5, err, sizeof err), 0);
+	b->fdb[1].vlan = 0;
+	FDB_ERR(sw_config_validate(c, err, sizeof err), "on VLAN 0 given twice");
+	sw_config_free(c);
+}
+
+static void test_fdb_static_json(void **state)
+{
+	(void)state;
+	struct sw_config *c = fdb_config();
+	char *s1 = sw_config_to_string(c);
+	assert_null(strstr(s1, "\"fdb\"")); /* omitted when empty */
+	free(s1);
+	assert_int_equal(sw_config_add_fdb(c, "br0", "vm2", 0, MAC5, err, sizeof err), 0);
+	assert_int_equal(sw_config_add_fdb(c, "br0", "vm1", 4095, MAC5, err, sizeof err), 0);
+	s1 = sw_config_to_string(c);
+	assert_non_null(strstr(s1, "\"fdb\": [\n        {\n          \"port\": \"vm2\",\n"
+				   "          \"vlan\": 0,\n          \"mac\": \"52:54:00:00:00:05\"\n"));
+	struct sw_config *d = NULL;
+	if (sw_config_from_string(s1, strlen(s1), &d, err, sizeof err))
+		fail_msg("%s", err);
+	char *s2 = sw_config_to_string(d);
+	assert_string_equal(s1, s2);
+	struct sw_bridge_config *b = sw_config_bridge(d, "br0");
+	assert_int_equal(b->nfdb, 2);
+	assert_string_equal(sw_bridge_fdb_find(b, 4095, MAC5)->port, "vm1");
+	assert_int_equal(sw_config_bridge(d, "br1")->nfdb, 0);
+	free(s1);
+	free(s2);
+	sw_config_free(c);
+	sw_config_free(d);
+
+#define BR0 HDR "[{\"name\":\"br0\",\"ports\":[{\"name\":\"vm1\",\"ofport\":1,\"type\":\"null\"}],"
+#define E(fields) BR0 "\"fdb\":[" fields "]}]}"
+	expect_bad(BR0 "\"fdb\":{}}]}", "bridges[0]: 'fdb' must be an array, not an object");
+	expect_bad(E("7"), "bridges[0].fdb[0]: must be an object, not an integer");
+	expect_bad(E("{\"port\":\"vm1\",\"vlan\":0,\"mac\":\"52:54:00:00:00:05\",\"age\":1}"),
+		   "bridges[0].fdb[0]: unknown field 'age'");
+	expect_bad(E("{\"port\":\"vm1\",\"vlan\":0}"), "bridges[0].fdb[0]: missing field 'mac'");
+	expect_bad(E("{\"port\":\"vm1\",\"vlan\":\"0\",\"mac\":\"52:54:00:00:00:05\"}"),
+		   "bridges[0].fdb[0]: 'vlan' must be an integer, not a string");
+	expect_bad(E("{\"port\":\"vm1\",\"vlan\":5000,\"mac\":\"52:54:00:00:00:05\"}"),
+		   "bridges[0].fdb[0]: 'vlan' is out of range (0-4095)");
+	expect_bad(E("{\"port\":\"vm1\",\"vlan\":0,\"mac\":\"zz\"}"),
+		   "bridges[0].fdb[0]: invalid MAC 'zz'");
+	expect_bad(E("{\"port\":\"vm1\",\"vlan\":0,\"mac\":\"ff:ff:ff:ff:ff:ff\"}"),
+		   "bridges[0].fdb[0]: MAC ff:ff:ff:ff:ff:ff is multicast");
+	expect_bad(E("{\"port\":\"vm9\",\"vlan\":0,\"mac\":\"52:54:00:00:00:05\"}"),
+		   "bridges[0].fdb[0]: no port vm9 in bridge br0");
+	expect_bad(E("{\"port\":\"vm1\",\"vlan\":0,\"mac\":\"52:54:00:00:00:05\"},"
+		     "{\"port\":\"vm1\",\"vlan\":0,\"mac\":\"52:54:00:00:00:05\"}"),
+		   "bridges[0].fdb[1]: same VLAN and MAC as an earlier entry");
+#undef E
+#undef BR0
+}
+
 /* ---- persistence ---- */
 
 static char dir[256], path[300];
@@ -614,6 +815,15 @@ static void test_persist_invalid_refused(void **state)
 	write_file(path, "\x01\x02\x03 binary");
 	assert_int_equal(sw_persist_load(path, &c, err, sizeof err), SW_PERSIST_CORRUPT);
 	assert_err_contains("is corrupt (line 1:");
+
+	/* a static FDB entry for a port that is not there */
+	write_file(path, HDR "[{\"name\":\"br0\",\"ports\":[{\"name\":\"vm1\",\"ofport\":1,"
+			 "\"type\":\"tap\"}],\"fdb\":[{\"port\":\"vm2\",\"vlan\":0,"
+			 "\"mac\":\"52:54:00:00:00:05\"}]}]}\n");
+	assert_int_equal(sw_persist_load(path, &c, err, sizeof err), SW_PERSIST_CORRUPT);
+	assert_null(c);
+	assert_err_contains("bridges[0].fdb[0]: no port vm2 in bridge br0");
+	assert_int_equal(count_entries("state.json.corrupt-"), 3);
 }
 
 static void test_persist_stale_temp_and_errors(void **state)
@@ -654,6 +864,10 @@ int main(void)
 		cmocka_unit_test(test_flows),
 		cmocka_unit_test(test_json_round_trip),
 		cmocka_unit_test(test_json_errors),
+		cmocka_unit_test(test_mac_parse),
+		cmocka_unit_test(test_fdb_static_add_replace_del),
+		cmocka_unit_test(test_fdb_static_follow_ports),
+		cmocka_unit_test(test_fdb_static_json),
 		cmocka_unit_test_setup_teardown(test_persist_save_atomic, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_persist_missing_and_empty, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_persist_truncated_refused, setup_dir, teardown_dir),

@@ -1,6 +1,7 @@
 /* test_ctl_proto.c — the control protocol: requests dispatched to the right
  * callback with the right arguments, errors for malformed requests, reply
- * shapes, line I/O limits, and vnetctl's argv -> request and output. */
+ * shapes, line I/O limits, and vnetctl's requests accepted by the server
+ * (vnetctl's argv -> request and output alone: test_ctl_client.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +32,8 @@ struct rec {
 	struct sw_port_config pc;
 	struct sw_port_changes ch;
 	unsigned count, timeout;
+	uint16_t vlan;
+	uint8_t mac[6];
 	int ret;            /* what callbacks return */
 	const char *error;  /* set with ctl_reply_error when non-NULL */
 	struct ctl_reply *kept;
@@ -115,6 +118,30 @@ static int f_fdb_flush(void *a, const char *b, struct ctl_reply *r)
 	note(CTL_CMD_FDB_FLUSH, b, NULL, NULL);
 	return done(r);
 }
+static int f_fdb_add(void *a, const char *b, const char *p, uint16_t vlan, const uint8_t mac[6],
+		     struct ctl_reply *r)
+{
+	(void)a;
+	note(CTL_CMD_FDB_ADD, b, p, NULL);
+	R.vlan = vlan;
+	memcpy(R.mac, mac, 6);
+	return done(r);
+}
+static int f_fdb_del(void *a, const char *b, uint16_t vlan, const uint8_t mac[6],
+		     struct ctl_reply *r)
+{
+	(void)a;
+	note(CTL_CMD_FDB_DEL, b, NULL, NULL);
+	R.vlan = vlan;
+	memcpy(R.mac, mac, 6);
+	return done(r);
+}
+static int f_bridge_stats(void *a, const char *b, struct ctl_reply *r)
+{
+	(void)a;
+	note(CTL_CMD_BRIDGE_STATS, b, NULL, NULL);
+	return done(r);
+}
 static int f_add_flow(void *a, const char *b, const char *f, struct ctl_reply *r)
 {
 	(void)a;
@@ -157,7 +184,8 @@ static struct ctl_ops OPS = {
 	.del_port = f_del_port,     .set_port = f_set_port,     .show = f_show,
 	.list_ports = f_list_ports, .fdb_show = f_fdb_show,     .fdb_flush = f_fdb_flush,
 	.add_flow = f_add_flow,     .del_flows = f_del_flows,   .dump_flows = f_dump_flows,
-	.port_stats = f_port_stats, .capture = f_capture,
+	.port_stats = f_port_stats, .capture = f_capture,       .fdb_add = f_fdb_add,
+	.fdb_del = f_fdb_del,       .bridge_stats = f_bridge_stats,
 };
 
 static int reset(void **state)
@@ -322,6 +350,54 @@ static void test_dispatch_flows_and_capture(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "version")), VNET_VERSION);
 	assert_int_equal(json_integer_value(json_object_get(j, "protocol")), CTL_PROTO_VERSION);
 	json_decref(j);
+}
+
+static void test_dispatch_fdb_and_bridge_stats(void **state)
+{
+	(void)state;
+	const uint8_t mac5[6] = {0x52, 0x54, 0, 0, 0, 5};
+	expect_ok("{\"cmd\":\"fdb-add\",\"bridge\":\"br0\",\"port\":\"vm1\",\"vlan\":4095,"
+		  "\"mac\":\"52:54:00:00:00:05\"}");
+	assert_int_equal(R.cmd, CTL_CMD_FDB_ADD);
+	assert_string_equal(R.bridge, "br0");
+	assert_string_equal(R.port, "vm1");
+	assert_int_equal(R.vlan, 4095);
+	assert_memory_equal(R.mac, mac5, 6);
+	expect_ok("{\"cmd\":\"fdb-del\",\"bridge\":\"br1\",\"vlan\":0,\"mac\":\"52:54:00:00:00:05\"}");
+	assert_int_equal(R.cmd, CTL_CMD_FDB_DEL);
+	assert_string_equal(R.bridge, "br1");
+	assert_true(R.port_null);
+	assert_int_equal(R.vlan, 0);
+	assert_memory_equal(R.mac, mac5, 6);
+	json_t *j = run("{\"cmd\":\"bridge-stats\"}");
+	assert_true(R.bridge_null);
+	assert_true(json_is_array(json_object_get(j, "bridges"))); /* [] even when empty */
+	json_decref(j);
+	expect_ok("{\"cmd\":\"bridge-stats\",\"bridge\":\"br0\"}");
+	assert_int_equal(R.cmd, CTL_CMD_BRIDGE_STATS);
+	assert_string_equal(R.bridge, "br0");
+
+#define FA "{\"cmd\":\"fdb-add\",\"bridge\":\"br0\",\"port\":\"vm1\","
+	expect_error(FA "\"vlan\":0}", "fdb-add: missing field 'mac'");
+	expect_error("{\"cmd\":\"fdb-add\",\"bridge\":\"br0\",\"vlan\":0,\"mac\":\"52:54:00:00:00:05\"}",
+		     "fdb-add: missing field 'port'");
+	expect_error("{\"cmd\":\"fdb-del\",\"bridge\":\"br0\",\"mac\":\"52:54:00:00:00:05\"}",
+		     "fdb-del: missing field 'vlan'");
+	expect_error(FA "\"vlan\":0,\"mac\":\"52:54:00:00:00\"}", "fdb-add: invalid MAC '52:54:00:00:00'");
+	expect_error(FA "\"vlan\":0,\"mac\":5}", "fdb-add: 'mac' must be a string, not an integer");
+	expect_error(FA "\"vlan\":5000,\"mac\":\"52:54:00:00:00:05\"}", "fdb-add: 'vlan' must be 0-4095");
+	expect_error(FA "\"vlan\":-1,\"mac\":\"52:54:00:00:00:05\"}", "fdb-add: 'vlan' must be 0-4095");
+	expect_error(FA "\"vlan\":\"1\",\"mac\":\"52:54:00:00:00:05\"}",
+		     "fdb-add: 'vlan' must be an integer, not a string");
+	expect_error(FA "\"vlan\":0,\"mac\":\"01:00:5e:00:00:01\"}",
+		     "fdb-add: MAC 01:00:5e:00:00:01 is multicast");
+	expect_error(FA "\"vlan\":0,\"mac\":\"52:54:00:00:00:05\",\"age\":1}",
+		     "fdb-add: unknown field 'age'");
+	expect_error("{\"cmd\":\"fdb-del\",\"bridge\":\"br0\",\"port\":\"vm1\",\"vlan\":0,"
+		     "\"mac\":\"52:54:00:00:00:05\"}", "fdb-del: unknown field 'port'");
+	expect_error("{\"cmd\":\"bridge-stats\",\"port\":\"vm1\"}", "bridge-stats: unknown field 'port'");
+	expect_error("{\"cmd\":\"bridge-stats\",\"bridge\":\"b r\"}", "invalid bridge name");
+#undef FA
 }
 
 /* ---- malformed requests ---- */
@@ -573,163 +649,13 @@ static void test_reply_data(void **state)
 	free(s);
 }
 
-/* ---- vnetctl's argv -> request ---- */
-
-static struct ctl_cli CLI;
-static char CERR[512];
-
-static int cli(const char *first, ...)
-{
-	char *argv[32] = {"vnetctl"};
-	int argc = 1;
-	va_list ap;
-	va_start(ap, first);
-	for (const char *a = first; a; a = va_arg(ap, const char *))
-		argv[argc++] = (char *)a;
-	va_end(ap);
-	ctl_cli_free(&CLI);
-	CERR[0] = '\0';
-	return ctl_cli_parse(argc, argv, &CLI, CERR, sizeof CERR);
-}
-
-#define CLI_OK(want, ...) \
-	do { \
-		if (cli(__VA_ARGS__, NULL)) \
-			fail_msg("parse failed: %s", CERR); \
-		assert_string_equal(CLI.request, want); \
-	} while (0)
-
-#define CLI_ERR(msg, ...) \
-	do { \
-		assert_int_equal(cli(__VA_ARGS__, NULL), -1); \
-		if (!strstr(CERR, msg)) \
-			fail_msg("error '%s', want '%s'", CERR, msg); \
-		assert_null(CLI.request); \
-	} while (0)
-
-static void test_cli_requests(void **state)
-{
-	(void)state;
-	unsetenv(CTL_SOCKET_ENV);
-	CLI_OK("{\"cmd\":\"add-br\",\"bridge\":\"br0\"}", "add-br", "br0");
-	CLI_OK("{\"cmd\":\"del-br\",\"bridge\":\"br0\"}", "del-br", "br0");
-	CLI_OK("{\"cmd\":\"add-port\",\"bridge\":\"br0\",\"port\":\"vm1\",\"options\":{\"type\":"
-	       "\"vhost-user\",\"mode\":\"server\",\"tag\":\"10\",\"trunks\":\"\"}}",
-	       "add-port", "br0", "vm1", "type=vhost-user", "mode=server", "tag=10", "trunks=");
-	CLI_OK("{\"cmd\":\"del-port\",\"bridge\":\"br0\",\"port\":\"vm1\"}", "del-port", "br0", "vm1");
-	CLI_OK("{\"cmd\":\"del-port\",\"port\":\"vm1\"}", "del-port", "vm1");
-	CLI_OK("{\"cmd\":\"set-port\",\"port\":\"vm1\",\"options\":{\"queues\":\"2\",\"path\":\"\"}}",
-	       "set-port", "vm1", "queues=2", "path=");
-	CLI_OK("{\"cmd\":\"show\"}", "show");
-	CLI_OK("{\"cmd\":\"list-ports\",\"bridge\":\"br0\"}", "list-ports", "br0");
-	CLI_OK("{\"cmd\":\"fdb-show\",\"bridge\":\"br0\"}", "fdb-show", "br0");
-	CLI_OK("{\"cmd\":\"fdb-flush\",\"bridge\":\"br0\"}", "fdb-flush", "br0");
-	CLI_OK("{\"cmd\":\"add-flow\",\"bridge\":\"br0\",\"flow\":\"in_port=1,actions=output:2\"}",
-	       "add-flow", "br0", "in_port=1,actions=output:2");
-	CLI_OK("{\"cmd\":\"del-flows\",\"bridge\":\"br0\"}", "del-flows", "br0");
-	CLI_OK("{\"cmd\":\"del-flows\",\"bridge\":\"br0\",\"match\":\"in_port=1\"}", "del-flows", "br0",
-	       "in_port=1");
-	CLI_OK("{\"cmd\":\"dump-flows\",\"bridge\":\"br0\"}", "dump-flows", "br0");
-	CLI_OK("{\"cmd\":\"port-stats\"}", "port-stats");
-	CLI_OK("{\"cmd\":\"port-stats\",\"port\":\"vm1\"}", "port-stats", "vm1");
-	CLI_OK("{\"cmd\":\"capture\",\"port\":\"vm1\",\"file\":\"/tmp/c.pcap\",\"count\":10,\"timeout\":30}",
-	       "capture", "vm1", "--count", "10", "-w", "/tmp/c.pcap");
-	assert_int_equal(CLI.timeout_s, 40); /* waits past the capture time */
-	CLI_OK("{\"cmd\":\"version\"}", "version");
-	assert_false(CLI.json);
-	assert_string_equal(CLI.socket, CTL_DEFAULT_SOCKET);
-	assert_int_equal(CLI.timeout_s, CTL_CLIENT_DEFAULT_TIMEOUT);
-	ctl_cli_free(&CLI);
-}
-
-static void test_cli_options(void **state)
-{
-	(void)state;
-	setenv(CTL_SOCKET_ENV, "/tmp/env.ctl", 1);
-	CLI_OK("{\"cmd\":\"show\"}", "show");
-	assert_string_equal(CLI.socket, "/tmp/env.ctl");
-	CLI_OK("{\"cmd\":\"show\"}", "--socket", "/tmp/flag.ctl", "--json", "show");
-	assert_string_equal(CLI.socket, "/tmp/flag.ctl");
-	assert_true(CLI.json);
-	CLI_OK("{\"cmd\":\"show\"}", "show", "--socket=/tmp/eq.ctl", "--timeout=3");
-	assert_string_equal(CLI.socket, "/tmp/eq.ctl");
-	assert_int_equal(CLI.timeout_s, 3);
-	unsetenv(CTL_SOCKET_ENV);
-
-	/* a relative capture file becomes absolute (the daemon has another cwd) */
-	char cwd[CTL_PATH_MAX], want[CTL_PATH_MAX + 200];
-	assert_non_null(getcwd(cwd, sizeof cwd));
-	snprintf(want, sizeof want,
-		 "{\"cmd\":\"capture\",\"port\":\"vm1\",\"file\":\"%s/c.pcap\",\"timeout\":5}", cwd);
-	CLI_OK(want, "capture", "vm1", "-w", "c.pcap", "--timeout", "5");
-	assert_int_equal(CLI.timeout_s, 15);
-
-	assert_int_equal(cli("--help", NULL), 0);
-	assert_true(CLI.help);
-	assert_null(CLI.request);
-	assert_int_equal(cli("-V", NULL), 0);
-	assert_true(CLI.version_only);
-	ctl_cli_free(&CLI);
-}
-
-static void test_cli_errors(void **state)
-{
-	(void)state;
-	CLI_ERR("unknown command 'foo'", "foo");
-	CLI_ERR("missing command", "--json");
-	CLI_ERR("unknown option '--frobnicate'", "--frobnicate", "show");
-	CLI_ERR("add-br: expected add-br BR", "add-br");
-	CLI_ERR("add-br: expected add-br BR", "add-br", "a", "b");
-	CLI_ERR("add-br: invalid bridge name 'br 0'", "add-br", "br 0");
-	CLI_ERR("add-port: missing type=", "add-port", "br0", "vm1");
-	CLI_ERR("add-port: missing type=", "add-port", "br0", "vm1", "mode=server");
-	CLI_ERR("add-port: unknown port type 'bogus'", "add-port", "br0", "vm1", "type=bogus");
-	CLI_ERR("add-port: expected KEY=VALUE, not 'server'", "add-port", "br0", "vm1", "type=tap",
-		"server");
-	CLI_ERR("add-port: invalid tag 'ten'", "add-port", "br0", "vm1", "type=tap", "tag=ten");
-	CLI_ERR("add-port: invalid VLAN list", "add-port", "br0", "vm1", "type=tap", "trunks=1-x");
-	CLI_ERR("add-port: tag given twice", "add-port", "br0", "vm1", "type=tap", "tag=1", "tag=2");
-	CLI_ERR("add-port: invalid port name", "add-port", "br0", "vm/1", "type=tap");
-	CLI_ERR("set-port: nothing to set", "set-port", "vm1");
-	CLI_ERR("set-port: the type of a port cannot be changed", "set-port", "vm1", "type=tap");
-	CLI_ERR("add-flow: flow 'in_port=1' has no actions=", "add-flow", "br0", "in_port=1");
-	CLI_ERR("add-flow: expected BR FLOW; quote the flow", "add-flow", "br0", "in_port=1,",
-		"actions=drop");
-	CLI_ERR("del-flows: a match has no actions=", "del-flows", "br0", "in_port=1,actions=drop");
-	CLI_ERR("capture: missing -w FILE.pcap", "capture", "vm1");
-	CLI_ERR("--count needs a number", "capture", "vm1", "--count", "ten", "-w", "/x");
-	CLI_ERR("show: --count and -w are for capture only", "show", "-w", "/x");
-	CLI_ERR("--timeout needs seconds", "--timeout", "0", "show");
-	CLI_ERR("--socket needs a path", "show", "--socket");
-	CLI_ERR("port-stats: expected port-stats [PORT]", "port-stats", "a", "b");
-}
-
-static void test_cli_print_errors(void **state)
-{
-	(void)state;
-	struct ctl_cli c = {.cmd = CTL_CMD_ADD_BR};
-	char *out = NULL, *eout = NULL;
-	size_t ol = 0, el = 0;
-	FILE *f = open_memstream(&out, &ol), *fe = open_memstream(&eout, &el);
-	assert_int_equal(ctl_cli_print(&c, "{\"ok\":false,\"error\":\"no bridge br9\"}\n", f, fe),
-			 CTL_EXIT_FAILED);
-	assert_int_equal(ctl_cli_print(&c, "garbage", f, fe), CTL_EXIT_COMM);
-	assert_int_equal(ctl_cli_print(&c, "{\"ok\":true}\n", f, fe), CTL_EXIT_OK);
-	c.json = true;
-	assert_int_equal(ctl_cli_print(&c, "{\"ok\":false,\"error\":\"x\"}", f, fe), CTL_EXIT_FAILED);
-	fclose(f);
-	fclose(fe);
-	assert_string_equal(out, "{\"ok\":false,\"error\":\"x\"}\n"); /* raw with --json */
-	assert_non_null(strstr(eout, "vnetctl: no bridge br9\n"));
-	assert_non_null(strstr(eout, "vnetctl: unreadable answer from the daemon"));
-	free(out);
-	free(eout);
-}
+/* ---- vnetctl and the server ---- */
 
 /* The client's requests are accepted by the server for every command. */
 static void test_cli_server_agree(void **state)
 {
 	(void)state;
+	char cerr[512];
 	const char *const cmds[][8] = {
 		{"add-br", "br0"},
 		{"del-br", "br0"},
@@ -744,6 +670,9 @@ static void test_cli_server_agree(void **state)
 		{"del-flows", "br0", "ip"},
 		{"dump-flows", "br0"},
 		{"port-stats", "vm1"},
+		{"fdb-add", "br0", "vm1", "10", "52:54:00:00:00:05"},
+		{"fdb-del", "br0", "10", "52:54:00:00:00:05"},
+		{"bridge-stats"},
 		{"capture", "vm1", "-w", "/tmp/x.pcap", "--count", "3"},
 		{"version"},
 	};
@@ -753,8 +682,8 @@ static void test_cli_server_agree(void **state)
 		for (int k = 0; k < 8 && cmds[i][k]; k++)
 			argv[argc++] = (char *)cmds[i][k];
 		struct ctl_cli c;
-		if (ctl_cli_parse(argc, argv, &c, CERR, sizeof CERR))
-			fail_msg("%s: %s", cmds[i][0], CERR);
+		if (ctl_cli_parse(argc, argv, &c, cerr, sizeof cerr))
+			fail_msg("%s: %s", cmds[i][0], cerr);
 		R.calls = 0;
 		expect_ok(c.request);
 		if (c.cmd != CTL_CMD_VERSION) {
@@ -859,6 +788,7 @@ int main(void)
 		cmocka_unit_test_setup(test_dispatch_add_port, reset),
 		cmocka_unit_test_setup(test_dispatch_port_commands, reset),
 		cmocka_unit_test_setup(test_dispatch_flows_and_capture, reset),
+		cmocka_unit_test_setup(test_dispatch_fdb_and_bridge_stats, reset),
 		cmocka_unit_test_setup(test_malformed_json, reset),
 		cmocka_unit_test_setup(test_missing_and_bad_fields, reset),
 		cmocka_unit_test_setup(test_oversized_request, reset),
@@ -866,10 +796,6 @@ int main(void)
 		cmocka_unit_test_setup(test_async_capture, reset),
 		cmocka_unit_test_setup(test_reply_show, reset),
 		cmocka_unit_test_setup(test_reply_data, reset),
-		cmocka_unit_test_setup(test_cli_requests, reset),
-		cmocka_unit_test_setup(test_cli_options, reset),
-		cmocka_unit_test_setup(test_cli_errors, reset),
-		cmocka_unit_test_setup(test_cli_print_errors, reset),
 		cmocka_unit_test_setup(test_cli_server_agree, reset),
 		cmocka_unit_test_setup(test_conn_lines, reset),
 		cmocka_unit_test_setup(test_serve_connection, reset),

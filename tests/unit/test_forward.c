@@ -3,7 +3,8 @@
  * (never the ingress, never another VLAN), access/trunk VLAN admission and
  * tag push/pop, flow actions (drop ICMP but not ARP, cross-connect through
  * the EMC, mod_vlan_vid / strip_vlan, outputs to missing ports), copies
- * per output and their failure modes, and packet ownership.
+ * per output and their failure modes, packet ownership, static FDB entries
+ * steering NORMAL, and drops counted on the ingress port.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -521,6 +522,95 @@ static void test_malformed_and_burst_limit(void **state)
 	vnet_pkt_free_burst(many + SW_FWD_MAX_BURST, 3);
 }
 
+static void test_static_entry_steers_normal(void **state)
+{
+	struct env *e = *state;
+	plain_ports(e, 3);
+	assert_int_equal(sw_fdb_add_static(e->fdb, 0, MAC[2], 3), 0);
+	/* Known through the static entry: port 3 only, no flood to 2. */
+	fwd1(e, 1, frame(e, MAC[2], MAC[1], -1, K_UDP));
+	assert_int_equal(e->out->n_ports, 1);
+	assert_int_equal(n_to(e, 3), 1);
+	sw_fwd_out_free(e->out);
+	/* MAC[2] speaking on port 2 does not move a static entry. */
+	fwd1(e, 2, frame(e, BCAST, MAC[2], -1, K_ARP));
+	sw_fwd_out_free(e->out);
+	assert_int_equal(sw_fdb_lookup(e->fdb, 0, MAC[2], NOW), 3);
+	fwd1(e, 1, frame(e, MAC[2], MAC[1], -1, K_UDP));
+	assert_int_equal(e->out->n_ports, 1);
+	assert_int_equal(n_to(e, 3), 1);
+	sw_fwd_out_free(e->out);
+	/* Only in its VLAN: VLAN 5 does not know MAC[2] and floods. */
+	fwd1(e, 1, frame(e, MAC[2], MAC[1], 5, K_UDP));
+	assert_int_equal(e->out->n_ports, 2);
+	sw_fwd_out_free(e->out);
+	/* Pointing back at the ingress: a loop drop, counted on that port. */
+	fwd1(e, 3, frame(e, MAC[2], MAC[3], -1, K_UDP));
+	assert_int_equal(e->out->n_ports, 0);
+	assert_int_equal(e->out->drops[SW_DROP_LOOP], 1);
+	assert_int_equal(atomic_load(&e->ports[3].fwd_drops[SW_DROP_LOOP]), 1);
+	assert_int_equal(atomic_load(&e->ports[1].fwd_drops[SW_DROP_LOOP]), 0);
+	sw_fwd_out_free(e->out);
+	/* Deleted: learning takes over again. */
+	assert_int_equal(sw_fdb_del(e->fdb, 0, MAC[2]), 0);
+	fwd1(e, 2, frame(e, BCAST, MAC[2], -1, K_ARP));
+	sw_fwd_out_free(e->out);
+	assert_int_equal(sw_fdb_lookup(e->fdb, 0, MAC[2], NOW), 2);
+}
+
+static uint64_t port_drops(struct env *e, unsigned port, enum sw_drop_reason r)
+{
+	return atomic_load(&e->ports[port].fwd_drops[r]);
+}
+
+static void test_drops_counted_on_ingress_port(void **state)
+{
+	struct env *e = *state;
+	vlan_ports(e);
+	/* Tagged into access port 1: a VLAN drop of port 1, not of port 2. */
+	fwd1(e, 1, frame(e, BCAST, MAC[1], 10, K_ARP));
+	sw_fwd_out_free(e->out);
+	assert_int_equal(port_drops(e, 1, SW_DROP_VLAN), 1);
+	assert_int_equal(port_drops(e, 2, SW_DROP_VLAN), 0);
+	/* A burst on trunk 4: two VLAN-20 frames (not in trunks=10,30), a runt,
+	 * and one that goes out. */
+	struct vnet_pkt *pk[4] = {
+		frame(e, BCAST, MAC[4], 20, K_ARP),
+		frame(e, BCAST, MAC[4], 10, K_ARP),
+		frame(e, BCAST, MAC[4], 20, K_ARP),
+		frame(e, BCAST, MAC[4], -1, K_ARP),
+	};
+	pk[3]->len = 10;
+	fwd(e, 4, pk, 4);
+	sw_fwd_out_free(e->out);
+	assert_int_equal(port_drops(e, 4, SW_DROP_VLAN), 2);
+	assert_int_equal(port_drops(e, 4, SW_DROP_MALFORMED), 1);
+	assert_int_equal(port_drops(e, 1, SW_DROP_VLAN), 1);
+	assert_int_equal(port_drops(e, 1, SW_DROP_MALFORMED), 0);
+	/* The bridge has the sum. */
+	assert_int_equal(atomic_load(&e->br.drops[SW_DROP_VLAN]), 3);
+	assert_int_equal(atomic_load(&e->br.drops[SW_DROP_MALFORMED]), 1);
+	/* Per-output reasons too: a flow to a missing port, from port 5. */
+	flow(e, "in_port=5,actions=output:9,output:5");
+	fwd1(e, 5, frame(e, MAC[1], MAC[5], -1, K_UDP));
+	sw_fwd_out_free(e->out);
+	assert_int_equal(port_drops(e, 5, SW_DROP_NO_PORT), 1);
+	assert_int_equal(port_drops(e, 5, SW_DROP_LOOP), 1);
+	/* From an unknown ingress: the bridge counts it, no port does. */
+	fwd1(e, 9, frame(e, BCAST, MAC[1], -1, K_ARP));
+	sw_fwd_out_free(e->out);
+	assert_int_equal(atomic_load(&e->br.drops[SW_DROP_NO_PORT]), 2);
+	uint64_t sum = 0;
+	for (unsigned p = 1; p <= NPORTS; p++)
+		sum += port_drops(e, p, SW_DROP_NO_PORT);
+	assert_int_equal(sum, 1);
+	/* Untouched ports have nothing. */
+	for (int r = 0; r < SW_DROP__COUNT; r++) {
+		assert_int_equal(port_drops(e, 2, (enum sw_drop_reason)r), 0);
+		assert_int_equal(port_drops(e, 3, (enum sw_drop_reason)r), 0);
+	}
+}
+
 static void test_drop_reason_names(void **state)
 {
 	(void)state;
@@ -562,6 +652,8 @@ int main(void)
 		T(test_flood_action_ignores_vlans),
 		T(test_no_buffers_for_copies),
 		T(test_malformed_and_burst_limit),
+		T(test_static_entry_steers_normal),
+		T(test_drops_counted_on_ingress_port),
 		cmocka_unit_test(test_drop_reason_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
