@@ -46,7 +46,7 @@ build-asan:
 	$(NINJA) -C $(BUILD_ASAN)
 
 build-release:
-	$(call configure,$(BUILD_REL),,--buildtype=release)
+	$(call configure,$(BUILD_REL),,--buildtype=release -Dmarch=native)
 	$(NINJA) -C $(BUILD_REL)
 
 deps:

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "tools/pktgen.h"
+#include "util/cycles.h"
 #include "vnet/log.h"
 
 #define PG_VERSION "0.1.0"
@@ -43,6 +44,7 @@ struct pg_stats {
 	uint64_t warmup;        /* probes lost before the first answer: peer not forwarding yet */
 	uint64_t *rtt_ns;       /* latency samples */
 	uint64_t nrtt, rtt_cap;
+	uint64_t busy_cycles;   /* TSC cycles of rounds that moved frames */
 };
 
 struct pg_run {
@@ -436,7 +438,8 @@ static void report(struct pg_run *r, bool final)
 		       "\"errors\":%llu,\"drops\":%llu,\"answered\":%llu,\"seconds\":%.6f,"
 		       "\"pps\":%.1f,\"gbps\":%.4f,\"latency_samples\":%llu,\"lost\":%llu,"
 		       "\"p50_us\":%.2f,\"p99_us\":%.2f,\"max_us\":%.2f,\"warmup_lost\":%llu,"
-		       "\"reconnects\":%llu}\n",
+		       "\"reconnects\":%llu,\"busy_cycles\":%llu,\"cycles_per_packet\":%.1f,"
+		       "\"tsc_hz\":%llu}\n",
 		       o->frontend ? "frontend" : "backend", mode_names[o->mode], o->queues, o->size,
 		       (unsigned long long)st->tx_packets, (unsigned long long)st->tx_bytes,
 		       (unsigned long long)st->rx_packets, (unsigned long long)st->rx_bytes,
@@ -444,7 +447,10 @@ static void report(struct pg_run *r, bool final)
 		       (unsigned long long)st->answered, secs, pps, gbps,
 		       (unsigned long long)st->nrtt, (unsigned long long)st->lost, p50, p99, max,
 		       (unsigned long long)st->warmup,
-		       (unsigned long long)r->port->connections_closed);
+		       (unsigned long long)r->port->connections_closed,
+		       (unsigned long long)st->busy_cycles,
+		       pkts ? (double)st->busy_cycles / (double)pkts : 0.0,
+		       (unsigned long long)vnet_cycles_hz());
 	} else {
 		printf("vnet-pktgen %s %s: tx %llu, rx %llu packets in %.3f s: %.3f Mpps, "
 		       "%.3f Gbit/s; %llu errors, %llu drops",
@@ -502,12 +508,15 @@ static int run(struct pg_run *r)
 			if (!r->first_ns && (o->mode == PG_TX || o->mode == PG_LATENCY))
 				r->first_ns = t;
 		}
+		uint64_t c0 = vnet_cycles(), moved = r->st.tx_packets + r->st.rx_packets;
 		for (unsigned q = 0; q < o->queues; q++) {
 			if (o->mode == PG_TX)
 				do_tx(r, q, t);
 			else
 				do_rx_modes(r, q, t);
 		}
+		if (r->st.tx_packets + r->st.rx_packets != moved)
+			r->st.busy_cycles += vnet_cycles() - c0;
 		if (o->mode == PG_LATENCY)
 			do_latency(r, t);
 		if (o->mode == PG_TX)

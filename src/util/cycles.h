@@ -1,0 +1,52 @@
+/*
+ * cycles.h — a cheap timestamp counter for "busy cycles per packet", the
+ * efficiency figure DPDK testpmd (--record-core-cycles) and OVS
+ * (dpif-netdev/pmd-stats-show) report: the TSC on x86-64, whose rate is
+ * constant (invariant TSC) and readable in a VM where perf's cycle counter
+ * is not; nanoseconds from CLOCK_MONOTONIC elsewhere.
+ *
+ * vnet_cycles_hz() calibrates once (about 20 ms, first call) against
+ * CLOCK_MONOTONIC. Thread-safe (the calibration race is benign: every
+ * caller computes about the same value).
+ */
+#ifndef VNET_UTIL_CYCLES_H
+#define VNET_UTIL_CYCLES_H
+
+#include <stdint.h>
+#include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+static inline uint64_t vnet_cycles(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __rdtsc();
+#else
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+static inline uint64_t vnet_cycles_hz(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	static uint64_t hz;
+	if (!hz) {
+		struct timespec a, b, d = {0, 20000000};
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		uint64_t c0 = __rdtsc();
+		nanosleep(&d, NULL);
+		uint64_t c1 = __rdtsc();
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+		hz = ns > 0 ? (uint64_t)((double)(c1 - c0) * 1e9 / ns) : 1;
+	}
+	return hz;
+#else
+	return 1000000000ull;
+#endif
+}
+
+#endif
