@@ -49,6 +49,7 @@ void ctl_cli_usage(FILE *out)
 	      "Monitoring:\n"
 	      "  port-stats [PORT]                  per port and queue counters, drops by reason\n"
 	      "  bridge-stats [BR]                  per bridge counters: frames, drops, FDB, flows\n"
+	      "  pmd-stats                          per poll-mode thread: packets, busy/idle cycles\n"
 	      "  capture PORT [--count N] -w FILE   write frames to a pcap (until N or --timeout)\n"
 	      "  version                            the client's and the daemon's versions\n"
 	      "\n"
@@ -86,6 +87,7 @@ static const struct cmd_shape shapes[] = {
 	{CTL_CMD_DUMP_FLOWS, "BR", 1, 1},
 	{CTL_CMD_PORT_STATS, "[PORT]", 0, 1},
 	{CTL_CMD_BRIDGE_STATS, "[BR]", 0, 1},
+	{CTL_CMD_PMD_STATS, "", 0, 0},
 	{CTL_CMD_CAPTURE, "PORT [--count N] -w FILE.pcap", 1, 1},
 	{CTL_CMD_VERSION, "", 0, 0},
 };
@@ -366,6 +368,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 		break;
 	}
 	case CTL_CMD_SHOW:
+	case CTL_CMD_PMD_STATS:
 	case CTL_CMD_VERSION:
 		break;
 	case CTL_CMD_NONE:
@@ -667,6 +670,28 @@ static void print_bridge_stats(const json_t *resp, FILE *out)
 	}
 }
 
+static void print_pmd_stats(const json_t *resp, FILE *out)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(resp, "pmds"), i, p) {
+		long long cpu = jint(p, "cpu"), loops = jint(p, "loops"), busy = jint(p, "busy_loops");
+		long long bc = jint(p, "busy_cycles"), ic = jint(p, "idle_cycles");
+		if (cpu >= 0)
+			fprintf(out, "pmd%lld (CPU %lld): %lld rx queues\n", jint(p, "pmd"), cpu,
+				jint(p, "rx_queues"));
+		else
+			fprintf(out, "pmd%lld (not pinned): %lld rx queues\n", jint(p, "pmd"),
+				jint(p, "rx_queues"));
+		fprintf(out, "    packets received: %lld\n", jint(p, "packets"));
+		fprintf(out, "    polling rounds: %lld (%.1f %% busy), sleeps: %lld\n", loops,
+			loops ? 100.0 * (double)busy / (double)loops : 0.0, jint(p, "sleeps"));
+		fprintf(out, "    busy cycles: %lld (%.1f %% of polling), %.1f cycles/packet\n", bc,
+			bc + ic ? 100.0 * (double)bc / (double)(bc + ic) : 0.0,
+			json_number_value(json_object_get(p, "cycles_per_packet")));
+	}
+}
+
 int ctl_cli_print(const struct ctl_cli *cli, const char *response, FILE *out, FILE *errout)
 {
 	json_error_t je;
@@ -699,6 +724,7 @@ int ctl_cli_print(const struct ctl_cli *cli, const char *response, FILE *out, FI
 		case CTL_CMD_DUMP_FLOWS: print_flows(j, out); break;
 		case CTL_CMD_PORT_STATS: print_stats(j, out); break;
 		case CTL_CMD_BRIDGE_STATS: print_bridge_stats(j, out); break;
+		case CTL_CMD_PMD_STATS: print_pmd_stats(j, out); break;
 		case CTL_CMD_CAPTURE:
 			fprintf(out, "captured %lld packet%s to %s%s\n", jint(j, "captured"),
 				jint(j, "captured") == 1 ? "" : "s", jstr(j, "file"),

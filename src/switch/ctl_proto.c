@@ -30,6 +30,7 @@ static const char *const cmd_names[CTL_CMD__COUNT] = {
 	[CTL_CMD_PORT_STATS] = "port-stats", [CTL_CMD_CAPTURE] = "capture",
 	[CTL_CMD_VERSION] = "version",       [CTL_CMD_FDB_ADD] = "fdb-add",
 	[CTL_CMD_FDB_DEL] = "fdb-del",       [CTL_CMD_BRIDGE_STATS] = "bridge-stats",
+	[CTL_CMD_PMD_STATS] = "pmd-stats",
 };
 
 const char *ctl_cmd_name(enum ctl_cmd cmd)
@@ -114,6 +115,7 @@ static const struct cmd_rule rules[CTL_CMD__COUNT] = {
 	[CTL_CMD_DUMP_FLOWS] = {{{"bridge", F_BRIDGE, true}}},
 	[CTL_CMD_PORT_STATS] = {{{"port", F_PORT, false}}},
 	[CTL_CMD_BRIDGE_STATS] = {{{"bridge", F_BRIDGE, false}}},
+	[CTL_CMD_PMD_STATS] = {{{NULL, F_NONE, false}}},
 	[CTL_CMD_CAPTURE] = {{{"port", F_PORT, true},
 			      {"file", F_FILE, true},
 			      {"count", F_COUNT, false},
@@ -654,6 +656,28 @@ void ctl_reply_add_drop_reason(struct ctl_reply *r, const char *reason, uint64_t
 	set_new(r, child(r, p, "drops", false), reason, json_integer((json_int_t)count));
 }
 
+void ctl_reply_add_pmd_stats(struct ctl_reply *r, const struct ctl_pmd_counters *c)
+{
+	json_t *o = json_object();
+	if (!o) {
+		r->oom = true;
+		return;
+	}
+	set_new(r, o, "pmd", json_integer(c->pmd));
+	set_new(r, o, "cpu", json_integer(c->cpu));
+	set_new(r, o, "rx_queues", json_integer(c->rx_queues));
+	set_new(r, o, "packets", json_integer((json_int_t)c->packets));
+	set_new(r, o, "loops", json_integer((json_int_t)c->loops));
+	set_new(r, o, "busy_loops", json_integer((json_int_t)c->busy_loops));
+	set_new(r, o, "sleeps", json_integer((json_int_t)c->sleeps));
+	set_new(r, o, "busy_cycles", json_integer((json_int_t)c->busy_cycles));
+	set_new(r, o, "idle_cycles", json_integer((json_int_t)c->idle_cycles));
+	set_new(r, o, "cycles_per_packet",
+		json_real(c->packets ? (double)c->busy_cycles / (double)c->packets : 0.0));
+	set_new(r, o, "tsc_hz", json_integer((json_int_t)c->tsc_hz));
+	append_new(r, top_array(r, "pmds"), o);
+}
+
 void ctl_reply_add_bridge_stats(struct ctl_reply *r, const char *name,
 				const struct ctl_bridge_counters *c)
 {
@@ -752,6 +776,9 @@ static int call(struct ctl_ops *ops, void *arg, const struct ctl_request *q, str
 	case CTL_CMD_BRIDGE_STATS:
 		top_array(r, "bridges");
 		return CALL(bridge_stats, b, r);
+	case CTL_CMD_PMD_STATS:
+		top_array(r, "pmds");
+		return CALL(pmd_stats, r);
 	case CTL_CMD_CAPTURE: return CALL(capture, p, q->count, q->file, q->timeout_s, r);
 	case CTL_CMD_VERSION:
 		ctl_reply_set_str(r, "version", VNET_VERSION);

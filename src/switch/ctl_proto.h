@@ -83,6 +83,17 @@
  *               summed over the bridge; fdb: entries now (static among them)
  *               and counters since the bridge was created (learned = new
  *               dynamic entries); flows: flows in the table.
+ *   pmd-stats   {"cmd":"pmd-stats"}
+ *               -> {"ok":true,"pmds":[{"pmd":0,"cpu":0,"rx_queues":2,
+ *                    "packets":..,"loops":..,"busy_loops":..,"sleeps":..,
+ *                    "busy_cycles":..,"idle_cycles":..,"cycles_per_packet":41.5,
+ *                    "tsc_hz":..}]}
+ *               per poll-mode thread since it started (as ovs-appctl
+ *               dpif-netdev/pmd-stats-show): packets received; busy =
+ *               rounds that moved frames, idle = empty rounds (time asleep
+ *               is in neither); cycles are TSC cycles (util/cycles.h), so
+ *               cycles_per_packet = busy_cycles / packets compares with
+ *               testpmd --record-core-cycles and OVS's "processing cycles".
  *   capture     {"cmd":"capture","port":"vm1","file":"/abs/path.pcap",
  *                ["count":10],["timeout":30]}
  *               count 0 = until the timeout; timeout 1..86400 s, default 30;
@@ -137,6 +148,7 @@ enum ctl_cmd {
 	CTL_CMD_DUMP_FLOWS,
 	CTL_CMD_PORT_STATS,
 	CTL_CMD_BRIDGE_STATS,
+	CTL_CMD_PMD_STATS,
 	CTL_CMD_CAPTURE,
 	CTL_CMD_VERSION,
 	CTL_CMD__COUNT
@@ -186,6 +198,14 @@ struct ctl_bridge_counters {
 	uint64_t flows;
 };
 
+/* pmd-stats: one poll-mode thread (cpu -1: not pinned). */
+struct ctl_pmd_counters {
+	unsigned pmd, rx_queues;
+	int cpu;
+	uint64_t packets, loops, busy_loops, sleeps;
+	uint64_t busy_cycles, idle_cycles, tsc_hz;
+};
+
 struct ctl_reply *ctl_reply_new(enum ctl_cmd cmd);
 void ctl_reply_free(struct ctl_reply *r);
 enum ctl_cmd ctl_reply_cmd(const struct ctl_reply *r);
@@ -224,6 +244,8 @@ void ctl_reply_add_drop_reason(struct ctl_reply *r, const char *reason, uint64_t
 /* bridge-stats: one bridge (then its drop reasons). */
 void ctl_reply_add_bridge_stats(struct ctl_reply *r, const char *name,
 				const struct ctl_bridge_counters *c);
+/* pmd-stats */
+void ctl_reply_add_pmd_stats(struct ctl_reply *r, const struct ctl_pmd_counters *c);
 /* capture */
 void ctl_reply_capture(struct ctl_reply *r, const char *file, uint64_t captured, bool timed_out);
 
@@ -275,6 +297,7 @@ struct ctl_ops {
 	int (*port_stats)(void *arg, const char *port, struct ctl_reply *r);
 	/* bridge NULL: every bridge */
 	int (*bridge_stats)(void *arg, const char *bridge, struct ctl_reply *r);
+	int (*pmd_stats)(void *arg, struct ctl_reply *r);
 	/* file is absolute; count 0 = until timeout_s */
 	int (*capture)(void *arg, const char *port, unsigned count, const char *file,
 		       unsigned timeout_s, struct ctl_reply *r);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "switch/capture.h"
+#include "util/cycles.h"
 #include "vnet/log.h"
 
 #define PMD_BURST 32
@@ -121,15 +122,29 @@ static void *pmd_main(void *arg)
 	}
 	vnet_info("pmd%u: polling on CPU %d", pmd->index, pmd->cpu);
 	unsigned idle = 0;
+	/* Running totals kept here and published with plain relaxed stores: one
+	 * writer, so no locked read-modify-write per round. */
+	uint64_t loops = 0, busy_loops = 0, packets = 0, busy_cycles = 0, idle_cycles = 0;
 	while (!atomic_load_explicit(&pmd->stop, memory_order_relaxed)) {
 		const struct sd_rxq_list *l = atomic_load_explicit(&pmd->rxqs, memory_order_acquire);
 		unsigned got = 0;
+		uint64_t c0 = vnet_cycles();
 		for (unsigned i = 0; l && i < l->n; i++)
 			got += poll_queue(pmd, &l->q[i], &pool, out);
-		atomic_fetch_add_explicit(&pmd->loops, 1, memory_order_relaxed);
+		uint64_t spent = vnet_cycles() - c0;
+		atomic_store_explicit(&pmd->loops, ++loops, memory_order_relaxed);
 		if (got) {
-			atomic_fetch_add_explicit(&pmd->busy_loops, 1, memory_order_relaxed);
+			atomic_store_explicit(&pmd->busy_loops, ++busy_loops, memory_order_relaxed);
+			atomic_store_explicit(&pmd->packets, packets += got, memory_order_relaxed);
+			atomic_store_explicit(&pmd->busy_cycles, busy_cycles += spent,
+					      memory_order_relaxed);
 			idle = 0;
+		} else {
+			atomic_store_explicit(&pmd->idle_cycles, idle_cycles += spent,
+					      memory_order_relaxed);
+		}
+		if (got || !sd->idle_spins) {
+			/* busy, or configured never to sleep */
 		} else if (++idle >= sd->idle_spins) {
 			idle = 0;
 			if (l)

@@ -26,6 +26,7 @@
 #include "switch/capture.h"
 #include "switch/ctl_proto.h"
 #include "switch/persist.h"
+#include "util/cycles.h"
 #include "vnet/log.h"
 #include "vnet/vhost_user.h"
 
@@ -610,6 +611,31 @@ static int op_bridge_stats(void *arg, const char *bridge, struct ctl_reply *r)
 	return 0;
 }
 
+static int op_pmd_stats(void *arg, struct ctl_reply *r)
+{
+	struct switchd *sd = arg;
+	pthread_mutex_lock(&sd->lock);
+	for (unsigned i = 0; i < sd->npmd; i++) {
+		struct sd_pmd *p = &sd->pmds[i];
+		const struct sd_rxq_list *l = atomic_load(&p->rxqs);
+		struct ctl_pmd_counters c = {
+			.pmd = p->index,
+			.cpu = p->cpu,
+			.rx_queues = l ? l->n : 0, /* replaced only under sd->lock */
+			.packets = atomic_load_explicit(&p->packets, memory_order_relaxed),
+			.loops = atomic_load_explicit(&p->loops, memory_order_relaxed),
+			.busy_loops = atomic_load_explicit(&p->busy_loops, memory_order_relaxed),
+			.sleeps = atomic_load_explicit(&p->sleeps, memory_order_relaxed),
+			.busy_cycles = atomic_load_explicit(&p->busy_cycles, memory_order_relaxed),
+			.idle_cycles = atomic_load_explicit(&p->idle_cycles, memory_order_relaxed),
+			.tsc_hz = vnet_cycles_hz(),
+		};
+		ctl_reply_add_pmd_stats(r, &c);
+	}
+	pthread_mutex_unlock(&sd->lock);
+	return 0;
+}
+
 /* Runs on the connection's own thread: waits without holding the lock. */
 static int op_capture(void *arg, const char *port, unsigned count, const char *file,
 		      unsigned timeout_s, struct ctl_reply *r)
@@ -673,6 +699,7 @@ static struct ctl_ops ctl_ops = {
 	.dump_flows = op_dump_flows,
 	.port_stats = op_port_stats,
 	.bridge_stats = op_bridge_stats,
+	.pmd_stats = op_pmd_stats,
 	.capture = op_capture,
 };
 
@@ -764,10 +791,12 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vnet-switchd [--foreground] [--log-level error|warn|info|debug]\n"
-		   "                    [--pmd-cpus LIST] [--run-dir DIR] [--state-dir DIR]\n"
+		   "                    [--pmd-cpus LIST] [--pmd-idle-spins N]\n"
+		   "                    [--run-dir DIR] [--state-dir DIR]\n"
 		   "  defaults: run dir /run/vnet (VNET_RUN_DIR), state dir /var/lib/vnet\n"
 		   "  (VNET_STATE_DIR), one PMD on the last CPU; control socket\n"
-		   "  <run dir>/vnet-switchd.ctl (0600)\n");
+		   "  <run dir>/vnet-switchd.ctl (0600); a PMD sleeps after %u empty\n"
+		   "  polling rounds (--pmd-idle-spins; 0 = never sleep)\n", SD_DEFAULT_IDLE_SPINS);
 }
 
 int main(int argc, char **argv)
@@ -776,11 +805,13 @@ int main(int argc, char **argv)
 	g_sd = &sd;
 	const char *run_dir = getenv("VNET_RUN_DIR"), *state_dir = getenv("VNET_STATE_DIR");
 	const char *pmd_cpus = NULL;
+	unsigned idle_spins = SD_DEFAULT_IDLE_SPINS;
 	bool foreground = false;
 	static const struct option opts[] = {
 		{"foreground", 0, 0, 'f'}, {"log-level", 1, 0, 'l'}, {"pmd-cpus", 1, 0, 'c'},
 		{"run-dir", 1, 0, 'r'},    {"state-dir", 1, 0, 's'}, {"help", 0, 0, 'h'},
-		{"version", 0, 0, 'V'},    {0, 0, 0, 0},
+		{"version", 0, 0, 'V'},    {"pmd-idle-spins", 1, 0, 'i'},
+		{0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
@@ -796,6 +827,18 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'c': pmd_cpus = optarg; break;
+		case 'i': {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || v > 1000000000ul || optarg[0] == '-') {
+				fprintf(stderr, "vnet-switchd: bad --pmd-idle-spins '%s' (0..1000000000)\n",
+					optarg);
+				return 2;
+			}
+			idle_spins = (unsigned)v;
+			break;
+		}
 		case 'r': run_dir = optarg; break;
 		case 's': state_dir = optarg; break;
 		case 'V': printf("vnet-switchd %s\n", VNET_VERSION); return 0;
@@ -846,7 +889,7 @@ int main(int argc, char **argv)
 
 	pthread_mutex_init(&sd.lock, NULL);
 	sw_rcu_init(&sd.rcu);
-	sd.idle_spins = 20000;
+	sd.idle_spins = idle_spins;
 	sd.npmd = (unsigned)ncpu;
 	for (unsigned i = 0; i < sd.npmd; i++) {
 		sd.pmds[i].index = i;

@@ -30,6 +30,8 @@
 #include "switch/port.h"
 
 #define SD_MAX_PMDS 16
+/* Empty polling rounds before a PMD sleeps (about 1 ms of polling here). */
+#define SD_DEFAULT_IDLE_SPINS 20000u
 #define SD_PATH_MAX 256
 
 struct sd_bridge;
@@ -73,7 +75,10 @@ struct sd_pmd {
 	_Atomic(struct sd_rxq_list *) rxqs;
 	atomic_bool stop;
 	int wake_efd;            /* the control thread wakes a sleeping PMD */
-	_Atomic uint64_t loops, busy_loops, sleeps;
+	/* Written by the PMD only (relaxed stores of its own running totals),
+	 * read by pmd-stats. Cycles: util/cycles.h. */
+	_Atomic uint64_t loops, busy_loops, sleeps, packets;
+	_Atomic uint64_t busy_cycles, idle_cycles;
 };
 
 struct switchd {
@@ -86,7 +91,7 @@ struct switchd {
 	unsigned npmd;
 	struct sd_pmd pmds[SD_MAX_PMDS];
 	int ctl_fd;
-	unsigned idle_spins;     /* empty loops before a PMD sleeps */
+	unsigned idle_spins;     /* empty loops before a PMD sleeps; 0 = never sleeps */
 	volatile int stop;
 };
 

@@ -724,7 +724,7 @@ fi
 
 # --- 15: bridge-stats and per-port drop reasons ---------------------------------
 REASONS='["malformed","vlan","flow_drop","no_output","no_port","loop","no_buf","overflow"]'
-name="bridge-stats [--json]: frames, drops, fdb and flows of a bridge; port-stats: every drop reason, counted on the ingress port"
+name="bridge-stats [--json]: frames, drops, fdb and flows of a bridge; port-stats: every drop reason, counted on the ingress port; pmd-stats: packets and busy cycles"
 if ! over_budget "$name"; then
 	sw_alive || fail "the daemon is not running"
 	ctl add-flow brf "priority=1,in_port=99,actions=drop" >/dev/null || fail "add-flow brf failed"
@@ -766,6 +766,22 @@ assert ports["n2"]["drops"]["loop"] == 0 and ports["n3"]["drops"]["loop"] == 0
 	ptxt=$(ctl port-stats g1)
 	[[ $ptxt == *"  drops: "*"loop="* ]] || fail "port-stats g1 printed '$ptxt'"
 	[[ $(ctl port-stats n2) != *"drops:"* ]] || fail "port-stats n2 shows drops: $(ctl port-stats n2)"
+	# pmd-stats: the PMD that polls g1 counts its frames and busy cycles
+	out=$(ctl --json pmd-stats)
+	python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["ok"] is True and len(d["pmds"]) == 1, d
+p = d["pmds"][0]
+assert p["pmd"] == 0 and p["rx_queues"] >= 3, p
+assert p["packets"] > 0 and p["busy_loops"] > 0 and p["loops"] >= p["busy_loops"], p
+assert p["busy_cycles"] > 0 and p["tsc_hz"] > 0, p
+assert abs(p["cycles_per_packet"] - p["busy_cycles"] / p["packets"]) < 1, p
+' "$out" 2>"$work/py.err" || fail "pmd-stats --json: $out: $(tail -n1 "$work/py.err")"
+	ptxt=$(ctl pmd-stats)
+	[[ $ptxt == "pmd0 (CPU "*"rx queues"*"packets received: "*"cycles/packet"* ]] ||
+		fail "pmd-stats printed '$ptxt'"
+	echo "# $(tr '\n' ' ' <<<"$ptxt")"
 	out=$(ctl bridge-stats br9 2>&1)
 	rc=$?
 	[[ $rc == 1 && $out == *"no bridge br9"* ]] || fail "bridge-stats br9: exit $rc, '$out'"

@@ -153,6 +153,7 @@ static void test_cli_requests(void **state)
 	CLI_OK("{\"cmd\":\"fdb-del\",\"bridge\":\"br0\",\"vlan\":4095,\"mac\":\"52:54:00:00:00:05\"}",
 	       "fdb-del", "br0", "4095", "52:54:00:00:00:05");
 	CLI_OK("{\"cmd\":\"bridge-stats\"}", "bridge-stats");
+	CLI_OK("{\"cmd\":\"pmd-stats\"}", "pmd-stats");
 	CLI_OK("{\"cmd\":\"bridge-stats\",\"bridge\":\"br0\"}", "bridge-stats", "br0");
 	CLI_OK("{\"cmd\":\"capture\",\"port\":\"vm1\",\"file\":\"/tmp/c.pcap\",\"count\":10,\"timeout\":30}",
 	       "capture", "vm1", "--count", "10", "-w", "/tmp/c.pcap");
@@ -236,6 +237,7 @@ static void test_cli_errors(void **state)
 	CLI_ERR("fdb-add: invalid port name", "fdb-add", "br0", "vm 1", "0", "52:54:00:00:00:05");
 	CLI_ERR("fdb-del: invalid VLAN 'ten'", "fdb-del", "br0", "ten", "52:54:00:00:00:05");
 	CLI_ERR("bridge-stats: expected bridge-stats [BR]", "bridge-stats", "a", "b");
+	CLI_ERR("pmd-stats: expected pmd-stats", "pmd-stats", "x");
 }
 
 static void test_cli_print_errors(void **state)

@@ -142,6 +142,15 @@ static int f_bridge_stats(void *a, const char *b, struct ctl_reply *r)
 	note(CTL_CMD_BRIDGE_STATS, b, NULL, NULL);
 	return done(r);
 }
+static int f_pmd_stats(void *a, struct ctl_reply *r)
+{
+	(void)a;
+	note(CTL_CMD_PMD_STATS, NULL, NULL, NULL);
+	struct ctl_pmd_counters c = {.pmd = 0, .cpu = 1, .rx_queues = 2, .packets = 100,
+				     .busy_cycles = 4150, .tsc_hz = 2000000000};
+	ctl_reply_add_pmd_stats(r, &c);
+	return done(r);
+}
 static int f_add_flow(void *a, const char *b, const char *f, struct ctl_reply *r)
 {
 	(void)a;
@@ -186,6 +195,7 @@ static struct ctl_ops OPS = {
 	.add_flow = f_add_flow,     .del_flows = f_del_flows,   .dump_flows = f_dump_flows,
 	.port_stats = f_port_stats, .capture = f_capture,       .fdb_add = f_fdb_add,
 	.fdb_del = f_fdb_del,       .bridge_stats = f_bridge_stats,
+	.pmd_stats = f_pmd_stats,
 };
 
 static int reset(void **state)
@@ -369,7 +379,14 @@ static void test_dispatch_fdb_and_bridge_stats(void **state)
 	assert_true(R.port_null);
 	assert_int_equal(R.vlan, 0);
 	assert_memory_equal(R.mac, mac5, 6);
-	json_t *j = run("{\"cmd\":\"bridge-stats\"}");
+	json_t *j = run("{\"cmd\":\"pmd-stats\"}");
+	assert_int_equal(R.cmd, CTL_CMD_PMD_STATS);
+	json_t *pm = json_array_get(json_object_get(j, "pmds"), 0);
+	assert_int_equal(json_integer_value(json_object_get(pm, "cpu")), 1);
+	assert_true(json_number_value(json_object_get(pm, "cycles_per_packet")) == 41.5);
+	json_decref(j);
+	expect_error("{\"cmd\":\"pmd-stats\",\"port\":\"vm1\"}", "pmd-stats: unknown field 'port'");
+	j = run("{\"cmd\":\"bridge-stats\"}");
 	assert_true(R.bridge_null);
 	assert_true(json_is_array(json_object_get(j, "bridges"))); /* [] even when empty */
 	json_decref(j);
@@ -673,6 +690,7 @@ static void test_cli_server_agree(void **state)
 		{"fdb-add", "br0", "vm1", "10", "52:54:00:00:00:05"},
 		{"fdb-del", "br0", "10", "52:54:00:00:00:05"},
 		{"bridge-stats"},
+		{"pmd-stats"},
 		{"capture", "vm1", "-w", "/tmp/x.pcap", "--count", "3"},
 		{"version"},
 	};
