@@ -13,6 +13,10 @@
  *   socket-mode=0660     server: permissions of the socket file
  *   socket-group=NAME    server: group of the socket file (name or number)
  *
+ * TX (frames to the guest) with a full RX ring is retried while the guest
+ * keeps adding buffers, up to VHU_TX_RETRIES more attempts (as OVS's vhost
+ * tx-retries); what still does not fit is dropped (tx_dropped).
+ *
  * One connection at a time: in server mode a second connection while one is
  * active is accepted and closed at once, with a log line.
  *
@@ -78,6 +82,9 @@
 struct busy_ctr {
 	alignas(64) atomic_uint n;
 };
+
+/* Enqueue attempts after the first while the guest keeps making room. */
+#define VHU_TX_RETRIES 8u
 
 struct vhu_port {
 	struct sw_port *port;
@@ -208,7 +215,12 @@ static int vhu_open(struct sw_port *p, char *err, size_t errlen)
 		}
 	}
 
-	struct vhu_port *v = calloc(1, sizeof(*v));
+	/* alignas(64) members: calloc only promises 16 bytes, and with AVX the
+	 * compiler copies such structs with 32-byte aligned moves. */
+	size_t vsize = (sizeof(struct vhu_port) + 63) & ~(size_t)63;
+	struct vhu_port *v = aligned_alloc(64, vsize);
+	if (v)
+		memset(v, 0, vsize);
 	if (!v) {
 		snprintf(err, errlen, "vhost-user: out of memory");
 		return -ENOMEM;
@@ -427,7 +439,16 @@ static unsigned vhu_tx(struct sw_port *p, unsigned q, struct vnet_pkt **pkts, un
 	uint64_t sent = 0, bytes = 0;
 	atomic_fetch_add(&v->tx_busy[q].n, 1);
 	if (atomic_load(&v->up)) {
-		vnet_vhu_tx_burst(&v->dev, q, pkts, n);
+		/* A full RX ring is often a guest a few microseconds behind: retry
+		 * while it makes room (OVS's vhost tx-retries, 8 by default), never
+		 * when an attempt moved nothing, so a stuck guest costs one try. */
+		unsigned done = 0;
+		for (unsigned tries = 0; done < n && tries <= VHU_TX_RETRIES; tries++) {
+			unsigned k = vnet_vhu_tx_burst(&v->dev, q, pkts + done, n - done);
+			if (!k)
+				break;
+			done += k;
+		}
 		const struct vnet_net_stats *now = &v->dev.rings[2 * q].stats;
 		struct vnet_net_stats *seen = &v->tx_seen[q];
 		sent = now->packets - seen->packets;

@@ -67,6 +67,15 @@ unsigned vnet_net_dequeue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt_
 		n = pool->nfree;
 	unsigned got = vnet_vq_pop_burst(vq, chains, n, iov, VNET_NET_MAX_SEGS);
 	unsigned out = 0;
+	/* The driver wrote these buffers on another CPU: start every miss of
+	 * the burst now so they overlap instead of stalling one copy at a time. */
+	for (unsigned i = 0; i < got; i++)
+		if (chains[i].n_out) {
+			const uint8_t *b = chains[i].iov[0].iov_base;
+			__builtin_prefetch(b, 0);
+			if (chains[i].iov[0].iov_len > 64) /* header + a small frame span two lines */
+				__builtin_prefetch(b + 64, 0);
+		}
 	for (unsigned i = 0; i < got; i++) {
 		struct vnet_vq_chain *c = &chains[i];
 		if (discard) {
@@ -113,6 +122,16 @@ unsigned vnet_net_enqueue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt 
 		unsigned got = vnet_vq_pop_burst(vq, chains, want, iov, VNET_NET_MAX_SEGS);
 		if (got == 0)
 			break;
+		/* Guest RX buffers were last touched by the driver's CPU: ask for
+		 * ownership of their first lines for the whole burst at once. */
+		for (unsigned i = 0; i < got; i++)
+			if (chains[i].n_in) {
+				uint8_t *b = chains[i].iov[0].iov_base;
+				uint32_t need = hdr_len + pkts[delivered + i < n ? delivered + i : n - 1]->len;
+				__builtin_prefetch(b, 1);
+				if (need > 64 && chains[i].iov[0].iov_len > 64)
+					__builtin_prefetch(b + 64, 1);
+			}
 		for (unsigned i = 0; i < got; i++) {
 			struct vnet_vq_chain *c = &chains[i];
 			struct vnet_pkt *p = pkts[delivered];
