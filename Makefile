@@ -3,7 +3,9 @@
 #   make            build build/ (gcc, debugoptimized)
 #   make check      install deps, build + test build/ and build-asan/, summary
 #   make fuzz       run every fuzz target for FUZZ_SECONDS (default 600)
-#   make bench      release build, run bench_ring
+#   make bench      install bench deps, release build, bench/suite.sh: vnet vs
+#                   DPDK 22.11 and OVS-DPDK 3.1 (root, < 15 min; BENCH_ONLY,
+#                   RUNS, WINDOW... see bench/suite.sh) -> bench/results/
 #   make demo       vnet-switchd with two QEMU guests and a tap (root, < 2 min)
 #   make clean      remove build dirs
 
@@ -75,8 +77,11 @@ fuzz: deps build-asan
 	done; \
 	[ $$found = 1 ] || { echo "no fuzz targets in $(BUILD_ASAN)/tests/fuzz" >&2; exit 1; }
 
-bench: build-release
-	./$(BUILD_REL)/bench/bench_ring
+# Installs OVS-DPDK, gnuplot and perf (scripts/install-deps.sh --bench) first.
+bench:
+	@./scripts/install-deps.sh --bench
+	@$(MAKE) --no-print-directory build-release
+	./bench/suite.sh $(BUILD_REL)
 
 # Two QEMU guests and a tap in a netns on a vnet-switchd bridge (root).
 demo: deps
