@@ -565,6 +565,13 @@ int main(int argc, char **argv)
 	r.start_ns = now_ns();
 	int rc = run(&r);
 	report(&r, true);
+	if (!o.frontend && o.mode == PG_TX && r.st.tx_packets && !stop_requested) {
+		/* The last burst is in the guest's used ring, but a virtio-user
+		 * driver stops polling RX as soon as the socket closes: give it
+		 * time to take those frames first. */
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	r.port->close(r.port);
 	free(r.st.rtt_ns);
 	free(r.txbuf);

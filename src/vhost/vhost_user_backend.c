@@ -147,6 +147,13 @@ static int ring_start(struct vnet_vhu_dev *dev, unsigned idx)
 		resume = r->vq.used_idx;
 	}
 	vnet_vq_set_last_avail(&r->vq, resume);
+	/* Poll-mode consumers (the switch's PMDs, pktgen) need no kicks: a
+	 * driver that kicks costs itself a syscall per burst. Whoever wants to
+	 * sleep on the kick fd asks for kicks first (vnet_vq_enable_notify),
+	 * as DPDK's vhost PMD does with guest notifications. */
+	vnet_guestmem_read_begin(&dev->gm, &tok);
+	vnet_vq_disable_notify(&r->vq);
+	vnet_guestmem_read_end(&dev->gm, tok);
 	r->started = true;
 	r->err_signalled = false;
 	ring_publish_state(dev, r);

@@ -223,12 +223,22 @@ static void test_no_event_idx_interrupt_suppression(void **state)
 	bool notify;
 	vnet_vq_driver_disable_cb(&c->drv[1]);
 	assert_int_equal(vhu_guest_tx(c, 1, 2, 64, 1), 2);
+	/* A started ring asks for no kicks (the consumer polls)... */
+	assert_false(vhu_eventfd_fired(c->kick[1]));
 	assert_int_equal(vhu_device_pop(c, 1, seqs, 4, &notify, NULL), 2);
 	assert_false(notify);
 	assert_false(vhu_eventfd_fired(c->call[1]));
 	assert_int_equal(vhu_guest_reap(c, 1), 2);
 	vnet_vq_driver_enable_cb(&c->drv[1]);
+	/* ...until the device asks for them (before sleeping on the kick fd). */
+	enum vnet_vhu_ring_state st;
+	unsigned tok;
+	struct vnet_vq *vq = vnet_vhu_ring_enter(c->dev, 1, &st, &tok);
+	assert_non_null(vq);
+	assert_false(vnet_vq_enable_notify(vq));
+	vnet_vhu_ring_exit(c->dev, 1, tok, false);
 	assert_int_equal(vhu_guest_tx(c, 1, 2, 64, 3), 2);
+	assert_true(vhu_eventfd_fired(c->kick[1]));
 	assert_int_equal(vhu_device_pop(c, 1, seqs, 4, &notify, NULL), 2);
 	assert_true(notify);
 	assert_true(vhu_eventfd_fired(c->call[1]));
