@@ -10,9 +10,7 @@
 
 #include <jansson.h>
 
-static const char *const port_types[] = {"vhost-user", "tap", "afpacket", "internal", "null"};
-
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt, ...)
+int sw_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (err && errlen) {
 		va_list ap;
@@ -22,6 +20,26 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
 	}
 	return -1;
 }
+
+const char *sw_shown(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < len; p++) {
+		if (p - (const unsigned char *)s >= 40) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (*p >= 0x20 && *p < 0x7f)
+			buf[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static const char *const port_types[] = {"vhost-user", "tap", "afpacket", "internal", "null"};
 
 /* ---- names, VLANs, options ---- */
 
@@ -68,14 +86,14 @@ int sw_name_check(const char *what, const char *name, char *err, size_t errlen)
 {
 	char sb[64];
 	if (!name || !*name)
-		return fail(err, errlen, "empty %s name", what);
+		return sw_fail(err, errlen, "empty %s name", what);
 	size_t n = strlen(name);
 	if (n > SW_NAME_MAX)
-		return fail(err, errlen, "invalid %s name '%s': longer than %d characters", what,
+		return sw_fail(err, errlen, "invalid %s name '%s': longer than %d characters", what,
 			    show_str(name, sb, sizeof sb), SW_NAME_MAX);
 	for (size_t i = 0; i < n; i++)
 		if (!name_char(name[i]))
-			return fail(err, errlen,
+			return sw_fail(err, errlen,
 				    "invalid %s name '%s': only letters, digits, '_', '.' and '-' are allowed",
 				    what, show_str(name, sb, sizeof sb));
 	return 0;
@@ -135,10 +153,10 @@ int sw_vlan_list_parse(const char *s, uint64_t bm[64], char *err, size_t errlen)
 			lo = hi = parse_uint(p, n, SW_VLAN_MAX);
 		}
 		if (lo < 0 || hi < 0)
-			return fail(err, errlen, "invalid VLAN list '%s': expected VLANs 0-4095 as 1,2,10-20",
+			return sw_fail(err, errlen, "invalid VLAN list '%s': expected VLANs 0-4095 as 1,2,10-20",
 				    show_str(s, sb, sizeof sb));
 		if (lo > hi)
-			return fail(err, errlen, "invalid VLAN list '%s': range %ld-%ld is reversed",
+			return sw_fail(err, errlen, "invalid VLAN list '%s': range %ld-%ld is reversed",
 				    show_str(s, sb, sizeof sb), lo, hi);
 		for (long v = lo; v <= hi; v++)
 			tmp[v / 64] |= 1ull << (v % 64);
@@ -146,7 +164,7 @@ int sw_vlan_list_parse(const char *s, uint64_t bm[64], char *err, size_t errlen)
 			break;
 		p = end + 1;
 		if (!*p)
-			return fail(err, errlen, "invalid VLAN list '%s': trailing comma",
+			return sw_fail(err, errlen, "invalid VLAN list '%s': trailing comma",
 				    show_str(s, sb, sizeof sb));
 	}
 	memcpy(bm, tmp, sizeof tmp);
@@ -201,7 +219,7 @@ int sw_tag_parse(const char *s, uint16_t *tag, char *err, size_t errlen)
 	}
 	long v = parse_uint(s, strlen(s), 4094);
 	if (v < 0)
-		return fail(err, errlen, "invalid tag '%s': expected a VLAN 1-4094",
+		return sw_fail(err, errlen, "invalid tag '%s': expected a VLAN 1-4094",
 			    show_str(s, sb, sizeof sb));
 	*tag = (uint16_t)v;
 	return 0;
@@ -220,14 +238,14 @@ static int option_key_check(const char *key, char *err, size_t errlen)
 	char sb[64];
 	size_t n = strlen(key);
 	if (n == 0)
-		return fail(err, errlen, "empty option name");
+		return sw_fail(err, errlen, "empty option name");
 	if (n >= sizeof ((struct sw_option *)0)->key)
-		return fail(err, errlen, "option name '%s' is too long (max %zu)",
+		return sw_fail(err, errlen, "option name '%s' is too long (max %zu)",
 			    show_str(key, sb, sizeof sb), sizeof ((struct sw_option *)0)->key - 1);
 	for (size_t i = 0; i < n; i++) {
 		char ch = key[i];
 		if (!(isalnum((unsigned char)ch) || ch == '_' || ch == '-' || ch == '.' || ch == ':'))
-			return fail(err, errlen, "invalid option name '%s'", show_str(key, sb, sizeof sb));
+			return sw_fail(err, errlen, "invalid option name '%s'", show_str(key, sb, sizeof sb));
 	}
 	return 0;
 }
@@ -237,13 +255,13 @@ static int option_value_check(const char *key, const char *value, bool allow_emp
 {
 	size_t n = strlen(value);
 	if (n == 0 && !allow_empty)
-		return fail(err, errlen, "option %s has an empty value", key);
+		return sw_fail(err, errlen, "option %s has an empty value", key);
 	if (n >= sizeof ((struct sw_option *)0)->value)
-		return fail(err, errlen, "option %s: value is too long (max %zu)", key,
+		return sw_fail(err, errlen, "option %s: value is too long (max %zu)", key,
 			    sizeof ((struct sw_option *)0)->value - 1);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)value[i] < 0x20 || (unsigned char)value[i] == 0x7f)
-			return fail(err, errlen, "option %s: value has control characters", key);
+			return sw_fail(err, errlen, "option %s: value has control characters", key);
 	return 0;
 }
 
@@ -265,7 +283,7 @@ static int options_put(struct sw_options *opts, const char *key, const char *val
 	if (!value)
 		return 0;
 	if (opts->n >= SW_PORT_MAX_OPTIONS)
-		return fail(err, errlen, "too many options (max %d)", SW_PORT_MAX_OPTIONS);
+		return sw_fail(err, errlen, "too many options (max %d)", SW_PORT_MAX_OPTIONS);
 	snprintf(opts->o[opts->n].key, sizeof opts->o[0].key, "%s", key);
 	snprintf(opts->o[opts->n].value, sizeof opts->o[0].value, "%s", value);
 	opts->n++;
@@ -293,7 +311,7 @@ int sw_port_config_set(struct sw_port_config *p, const char *key, const char *va
 	char sb[64];
 	if (!strcmp(key, "type")) {
 		if (!sw_port_type_known(value))
-			return fail(err, errlen, "unknown port type '%s' (known: %s)",
+			return sw_fail(err, errlen, "unknown port type '%s' (known: %s)",
 				    show_str(value, sb, sizeof sb), sw_port_types_list());
 		snprintf(p->type, sizeof p->type, "%s", value);
 		return 0;
@@ -305,7 +323,7 @@ int sw_port_config_set(struct sw_port_config *p, const char *key, const char *va
 	if (!strcmp(key, "ofport_request") || !strcmp(key, "ofport")) {
 		long v = parse_uint(value, strlen(value), SW_OFPORT_MAX);
 		if (v < 1)
-			return fail(err, errlen, "invalid %s '%s': expected 1-%d", key,
+			return sw_fail(err, errlen, "invalid %s '%s': expected 1-%d", key,
 				    show_str(value, sb, sizeof sb), SW_OFPORT_MAX);
 		p->ofport = (uint16_t)v;
 		return 0;
@@ -318,18 +336,18 @@ int sw_port_config_set(struct sw_port_config *p, const char *key, const char *va
 static int options_validate(const struct sw_options *o, char *err, size_t errlen)
 {
 	if (o->n > SW_PORT_MAX_OPTIONS)
-		return fail(err, errlen, "too many options (max %d)", SW_PORT_MAX_OPTIONS);
+		return sw_fail(err, errlen, "too many options (max %d)", SW_PORT_MAX_OPTIONS);
 	for (unsigned i = 0; i < o->n; i++) {
 		const char *k = o->o[i].key, *v = o->o[i].value;
 		if (!memchr(k, 0, sizeof o->o[i].key) || !memchr(v, 0, sizeof o->o[i].value))
-			return fail(err, errlen, "option %u is not terminated", i);
+			return sw_fail(err, errlen, "option %u is not terminated", i);
 		if (option_key_check(k, err, errlen) || option_value_check(k, v, false, err, errlen))
 			return -1;
 		if (reserved_key(k))
-			return fail(err, errlen, "'%s' is not an option", k);
+			return sw_fail(err, errlen, "'%s' is not an option", k);
 		for (unsigned j = 0; j < i; j++)
 			if (!strcmp(o->o[j].key, k))
-				return fail(err, errlen, "option %s given twice", k);
+				return sw_fail(err, errlen, "option %s given twice", k);
 	}
 	return 0;
 }
@@ -338,22 +356,22 @@ int sw_port_config_validate(const struct sw_port_config *p, char *err, size_t er
 {
 	char e[192];
 	if (!memchr(p->name, 0, sizeof p->name) || !memchr(p->type, 0, sizeof p->type))
-		return fail(err, errlen, "port name or type not terminated");
+		return sw_fail(err, errlen, "port name or type not terminated");
 	if (sw_name_check("port", p->name, err, errlen))
 		return -1;
 	if (!p->type[0])
-		return fail(err, errlen, "port %s: missing type", p->name);
+		return sw_fail(err, errlen, "port %s: missing type", p->name);
 	if (!sw_port_type_known(p->type))
-		return fail(err, errlen, "port %s: unknown port type '%s' (known: %s)", p->name, p->type,
+		return sw_fail(err, errlen, "port %s: unknown port type '%s' (known: %s)", p->name, p->type,
 			    sw_port_types_list());
 	if (p->tag > 4094)
-		return fail(err, errlen, "port %s: invalid tag %u", p->name, p->tag);
+		return sw_fail(err, errlen, "port %s: invalid tag %u", p->name, p->tag);
 	if (p->tag && !sw_vlan_list_empty(p->trunks))
-		return fail(err, errlen,
+		return sw_fail(err, errlen,
 			    "port %s: tag and trunks are exclusive (an access port has one VLAN)",
 			    p->name);
 	if (options_validate(&p->options, e, sizeof e))
-		return fail(err, errlen, "port %s: %s", p->name, e);
+		return sw_fail(err, errlen, "port %s: %s", p->name, e);
 	return 0;
 }
 
@@ -366,9 +384,9 @@ int sw_port_changes_set(struct sw_port_changes *ch, const char *key, const char 
 			size_t errlen)
 {
 	if (!strcmp(key, "type"))
-		return fail(err, errlen, "the type of a port cannot be changed (del-port, then add-port)");
+		return sw_fail(err, errlen, "the type of a port cannot be changed (del-port, then add-port)");
 	if (!strcmp(key, "ofport_request") || !strcmp(key, "ofport"))
-		return fail(err, errlen, "the ofport of a port cannot be changed (del-port, then add-port)");
+		return sw_fail(err, errlen, "the ofport of a port cannot be changed (del-port, then add-port)");
 	if (!strcmp(key, "tag")) {
 		if (sw_tag_parse(value, &ch->tag, err, errlen))
 			return -1;
@@ -390,7 +408,7 @@ int sw_port_changes_set(struct sw_port_changes *ch, const char *key, const char 
 			return 0;
 		}
 	if (ch->set.n >= SW_PORT_MAX_OPTIONS)
-		return fail(err, errlen, "too many options (max %d)", SW_PORT_MAX_OPTIONS);
+		return sw_fail(err, errlen, "too many options (max %d)", SW_PORT_MAX_OPTIONS);
 	snprintf(ch->set.o[ch->set.n].key, sizeof ch->set.o[0].key, "%s", key);
 	snprintf(ch->set.o[ch->set.n].value, sizeof ch->set.o[0].value, "%s", value);
 	ch->set.n++;
@@ -414,12 +432,12 @@ int sw_flow_text_parse(const char *flow, uint16_t *priority, char **text_out, ch
 {
 	size_t len = strlen(flow);
 	if (len == 0)
-		return fail(err, errlen, "empty flow");
+		return sw_fail(err, errlen, "empty flow");
 	if (len > SW_FLOW_TEXT_MAX)
-		return fail(err, errlen, "flow is too long (max %d characters)", SW_FLOW_TEXT_MAX);
+		return sw_fail(err, errlen, "flow is too long (max %d characters)", SW_FLOW_TEXT_MAX);
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)flow[i] < 0x20 || (unsigned char)flow[i] >= 0x7f)
-			return fail(err, errlen, "flow has a non-printable character at offset %zu", i);
+			return sw_fail(err, errlen, "flow has a non-printable character at offset %zu", i);
 
 	/* actions= starts the last part: at the beginning or after a comma/space */
 	const char *act = NULL;
@@ -429,20 +447,20 @@ int sw_flow_text_parse(const char *flow, uint16_t *priority, char **text_out, ch
 			break;
 		}
 	if (!act)
-		return fail(err, errlen, "flow '%.*s%s' has no actions= (e.g. in_port=1,actions=output:2)",
+		return sw_fail(err, errlen, "flow '%.*s%s' has no actions= (e.g. in_port=1,actions=output:2)",
 			    60, flow, len > 60 ? "..." : "");
 	const char *acts = act + strlen("actions=");
 	size_t an = strlen(acts);
 	trim(&acts, &an);
 	if (an == 0)
-		return fail(err, errlen, "flow has an empty actions= (use actions=drop to drop)");
+		return sw_fail(err, errlen, "flow has an empty actions= (use actions=drop to drop)");
 
 	/* match tokens, pulling priority= out */
 	long prio = SW_FLOW_DEFAULT_PRIORITY;
 	bool seen_prio = false;
 	char *text = malloc(len + 2);
 	if (!text)
-		return fail(err, errlen, "out of memory");
+		return sw_fail(err, errlen, "out of memory");
 	size_t o = 0;
 	const char *p = flow;
 	while (p < act) {
@@ -458,25 +476,25 @@ int sw_flow_text_parse(const char *flow, uint16_t *priority, char **text_out, ch
 		const char *eq = memchr(tok, '=', tn);
 		if (eq == tok) {
 			free(text);
-			return fail(err, errlen, "flow: field without a name in '%.*s'", (int)tn, tok);
+			return sw_fail(err, errlen, "flow: field without a name in '%.*s'", (int)tn, tok);
 		}
 		if (eq && (size_t)(eq - tok) == strlen("priority") && !strncmp(tok, "priority", 8)) {
 			if (seen_prio) {
 				free(text);
-				return fail(err, errlen, "flow: priority given twice");
+				return sw_fail(err, errlen, "flow: priority given twice");
 			}
 			seen_prio = true;
 			prio = parse_uint(eq + 1, tn - 9, 65535);
 			if (prio < 0) {
 				free(text);
-				return fail(err, errlen, "flow: invalid priority '%.*s' (expected 0-65535)",
+				return sw_fail(err, errlen, "flow: invalid priority '%.*s' (expected 0-65535)",
 					    (int)(tn - 9), eq + 1);
 			}
 			continue;
 		}
 		if (eq && (size_t)(eq - tok) + 1 == tn) {
 			free(text);
-			return fail(err, errlen, "flow: field '%.*s' has no value", (int)(eq - tok), tok);
+			return sw_fail(err, errlen, "flow: field '%.*s' has no value", (int)(eq - tok), tok);
 		}
 		memcpy(text + o, tok, tn);
 		o += tn;
@@ -680,14 +698,14 @@ int sw_config_add_bridge(struct sw_config *c, const char *name, char *err, size_
 	if (sw_name_check("bridge", name, err, errlen))
 		return -1;
 	if (sw_config_bridge(c, name))
-		return fail(err, errlen, "bridge %s exists", name);
+		return sw_fail(err, errlen, "bridge %s exists", name);
 	struct sw_bridge_config *ob;
 	if (sw_config_port(c, name, &ob))
-		return fail(err, errlen, "%s is a port on bridge %s", name, ob->name);
+		return sw_fail(err, errlen, "%s is a port on bridge %s", name, ob->name);
 	if (c->nbridges >= SW_CONFIG_MAX_BRIDGES)
-		return fail(err, errlen, "too many bridges (max %d)", SW_CONFIG_MAX_BRIDGES);
+		return sw_fail(err, errlen, "too many bridges (max %d)", SW_CONFIG_MAX_BRIDGES);
 	if (grow((void **)&c->bridges, &c->bridges_cap, c->nbridges + 1, sizeof *c->bridges))
-		return fail(err, errlen, "out of memory");
+		return sw_fail(err, errlen, "out of memory");
 	struct sw_bridge_config *b = &c->bridges[c->nbridges++];
 	memset(b, 0, sizeof *b);
 	snprintf(b->name, sizeof b->name, "%s", name);
@@ -701,9 +719,9 @@ static struct sw_bridge_config *need_bridge(const struct sw_config *c, const cha
 	if (!b) {
 		char sb[64];
 		if (!name || !*name)
-			fail(err, errlen, "missing bridge name");
+			sw_fail(err, errlen, "missing bridge name");
 		else
-			fail(err, errlen, "no bridge %s", show_str(name, sb, sizeof sb));
+			sw_fail(err, errlen, "no bridge %s", show_str(name, sb, sizeof sb));
 	}
 	return b;
 }
@@ -731,28 +749,28 @@ int sw_config_add_port(struct sw_config *c, const char *bridge, const struct sw_
 	struct sw_bridge_config *ob;
 	if (sw_config_port(c, p->name, &ob)) {
 		if (ob == b)
-			return fail(err, errlen, "port %s exists", p->name);
-		return fail(err, errlen, "port %s exists on bridge %s", p->name, ob->name);
+			return sw_fail(err, errlen, "port %s exists", p->name);
+		return sw_fail(err, errlen, "port %s exists on bridge %s", p->name, ob->name);
 	}
 	if (sw_config_bridge(c, p->name))
-		return fail(err, errlen, "%s is a bridge name", p->name);
+		return sw_fail(err, errlen, "%s is a bridge name", p->name);
 	if (b->nports >= SW_CONFIG_MAX_PORTS)
-		return fail(err, errlen, "bridge %s has too many ports (max %d)", b->name,
+		return sw_fail(err, errlen, "bridge %s has too many ports (max %d)", b->name,
 			    SW_CONFIG_MAX_PORTS);
 	uint16_t ofport = p->ofport;
 	if (ofport) {
 		if (ofport > SW_OFPORT_MAX)
-			return fail(err, errlen, "invalid ofport %u", ofport);
+			return sw_fail(err, errlen, "invalid ofport %u", ofport);
 		const struct sw_port_config *used = sw_bridge_port_by_ofport(b, ofport);
 		if (used)
-			return fail(err, errlen, "ofport %u is in use by port %s on bridge %s", ofport,
+			return sw_fail(err, errlen, "ofport %u is in use by port %s on bridge %s", ofport,
 				    used->name, b->name);
 	} else {
 		for (ofport = 1; sw_bridge_port_by_ofport(b, ofport); ofport++)
 			;
 	}
 	if (grow((void **)&b->ports, &b->ports_cap, b->nports + 1, sizeof *b->ports))
-		return fail(err, errlen, "out of memory");
+		return sw_fail(err, errlen, "out of memory");
 	struct sw_port_config *np = &b->ports[b->nports++];
 	*np = *p;
 	np->ofport = ofport;
@@ -771,9 +789,9 @@ int sw_config_del_port(struct sw_config *c, const char *bridge, const char *port
 	struct sw_bridge_config *pb;
 	struct sw_port_config *p = sw_config_port(c, port, &pb);
 	if (!p)
-		return fail(err, errlen, "no port %s", port ? show_str(port, sb, sizeof sb) : "(null)");
+		return sw_fail(err, errlen, "no port %s", port ? show_str(port, sb, sizeof sb) : "(null)");
 	if (b && pb != b)
-		return fail(err, errlen, "port %s is on bridge %s, not %s", port, pb->name, b->name);
+		return sw_fail(err, errlen, "port %s is on bridge %s, not %s", port, pb->name, b->name);
 	sw_bridge_fdb_del_port(pb, p->name); /* its static FDB entries go with it */
 	unsigned i = (unsigned)(p - pb->ports);
 	memmove(p, p + 1, (pb->nports - i - 1) * sizeof *p);
@@ -787,12 +805,12 @@ int sw_config_set_port(struct sw_config *c, const char *port, const struct sw_po
 	char sb[64];
 	struct sw_port_config *p = sw_config_port(c, port, NULL);
 	if (!p)
-		return fail(err, errlen, "no port %s", port ? show_str(port, sb, sizeof sb) : "(null)");
+		return sw_fail(err, errlen, "no port %s", port ? show_str(port, sb, sizeof sb) : "(null)");
 	struct sw_port_config n = *p;
 	for (unsigned i = 0; i < ch->set.n && i < SW_PORT_MAX_OPTIONS; i++) {
 		const struct sw_option *o = &ch->set.o[i];
 		if (reserved_key(o->key))
-			return fail(err, errlen, "'%s' is not an option", o->key);
+			return sw_fail(err, errlen, "'%s' is not an option", o->key);
 		if (options_put(&n.options, o->key, o->value[0] ? o->value : NULL, err, errlen))
 			return -1;
 	}
@@ -830,12 +848,12 @@ int sw_config_add_flow(struct sw_config *c, const char *bridge, const char *flow
 	}
 	if (b->nflows >= SW_CONFIG_MAX_FLOWS) {
 		free(text);
-		return fail(err, errlen, "bridge %s has too many flows (max %d)", b->name,
+		return sw_fail(err, errlen, "bridge %s has too many flows (max %d)", b->name,
 			    SW_CONFIG_MAX_FLOWS);
 	}
 	if (grow((void **)&b->flows, &b->flows_cap, b->nflows + 1, sizeof *b->flows)) {
 		free(text);
-		return fail(err, errlen, "out of memory");
+		return sw_fail(err, errlen, "out of memory");
 	}
 	b->flows[b->nflows].priority = prio;
 	b->flows[b->nflows].text = text;
@@ -855,9 +873,9 @@ int sw_config_del_flows(struct sw_config *c, const char *bridge, const char *mat
 	if (!b)
 		return -1;
 	if (match && strlen(match) > SW_FLOW_TEXT_MAX)
-		return fail(err, errlen, "match is too long (max %d characters)", SW_FLOW_TEXT_MAX);
+		return sw_fail(err, errlen, "match is too long (max %d characters)", SW_FLOW_TEXT_MAX);
 	if (match && strstr(match, "actions="))
-		return fail(err, errlen, "del-flows takes a match without actions=");
+		return sw_fail(err, errlen, "del-flows takes a match without actions=");
 	return sw_config_del_flows_if(c, bridge, match_pred, (void *)match, ndeleted, err, errlen);
 }
 
@@ -887,55 +905,55 @@ int sw_config_validate(const struct sw_config *c, char *err, size_t errlen)
 {
 	char e[256];
 	if (c->nbridges > SW_CONFIG_MAX_BRIDGES)
-		return fail(err, errlen, "too many bridges (max %d)", SW_CONFIG_MAX_BRIDGES);
+		return sw_fail(err, errlen, "too many bridges (max %d)", SW_CONFIG_MAX_BRIDGES);
 	for (unsigned i = 0; i < c->nbridges; i++) {
 		const struct sw_bridge_config *b = &c->bridges[i];
 		if (!memchr(b->name, 0, sizeof b->name))
-			return fail(err, errlen, "bridge %u: name not terminated", i);
+			return sw_fail(err, errlen, "bridge %u: name not terminated", i);
 		if (sw_name_check("bridge", b->name, err, errlen))
 			return -1;
 		for (unsigned k = 0; k < i; k++)
 			if (!strcmp(c->bridges[k].name, b->name))
-				return fail(err, errlen, "bridge %s given twice", b->name);
+				return sw_fail(err, errlen, "bridge %s given twice", b->name);
 		if (b->nports > SW_CONFIG_MAX_PORTS)
-			return fail(err, errlen, "bridge %s has too many ports", b->name);
+			return sw_fail(err, errlen, "bridge %s has too many ports", b->name);
 		for (unsigned j = 0; j < b->nports; j++) {
 			const struct sw_port_config *p = &b->ports[j];
 			if (sw_port_config_validate(p, e, sizeof e))
-				return fail(err, errlen, "bridge %s: %s", b->name, e);
+				return sw_fail(err, errlen, "bridge %s: %s", b->name, e);
 			if (p->ofport < 1 || p->ofport > SW_OFPORT_MAX)
-				return fail(err, errlen, "port %s: invalid ofport %u", p->name, p->ofport);
+				return sw_fail(err, errlen, "port %s: invalid ofport %u", p->name, p->ofport);
 			if (sw_config_bridge(c, p->name))
-				return fail(err, errlen, "port %s: %s is a bridge name", p->name, p->name);
+				return sw_fail(err, errlen, "port %s: %s is a bridge name", p->name, p->name);
 			for (unsigned k = 0; k < j; k++) {
 				if (!strcmp(b->ports[k].name, p->name))
-					return fail(err, errlen, "port %s given twice", p->name);
+					return sw_fail(err, errlen, "port %s given twice", p->name);
 				if (b->ports[k].ofport == p->ofport)
-					return fail(err, errlen, "ofport %u of bridge %s given twice",
+					return sw_fail(err, errlen, "ofport %u of bridge %s given twice",
 						    p->ofport, b->name);
 			}
 			for (unsigned k = 0; k < i; k++) {
 				const struct sw_bridge_config *ob = &c->bridges[k];
 				for (unsigned m = 0; m < ob->nports; m++)
 					if (!strcmp(ob->ports[m].name, p->name))
-						return fail(err, errlen,
+						return sw_fail(err, errlen,
 							    "port %s is in two bridges (%s and %s)",
 							    p->name, ob->name, b->name);
 			}
 		}
 		if (b->nflows > SW_CONFIG_MAX_FLOWS)
-			return fail(err, errlen, "bridge %s has too many flows", b->name);
+			return sw_fail(err, errlen, "bridge %s has too many flows", b->name);
 		for (unsigned j = 0; j < b->nflows; j++) {
 			uint16_t prio;
 			char *t;
 			if (!b->flows[j].text)
-				return fail(err, errlen, "bridge %s: flow %u has no text", b->name, j);
+				return sw_fail(err, errlen, "bridge %s: flow %u has no text", b->name, j);
 			if (sw_flow_text_parse(b->flows[j].text, &prio, &t, e, sizeof e))
-				return fail(err, errlen, "bridge %s: flow %u: %s", b->name, j, e);
+				return sw_fail(err, errlen, "bridge %s: flow %u: %s", b->name, j, e);
 			bool had_prio = prio != SW_FLOW_DEFAULT_PRIORITY || strstr(b->flows[j].text, "priority=");
 			free(t);
 			if (had_prio)
-				return fail(err, errlen, "bridge %s: flow %u: text has a priority= of its own",
+				return sw_fail(err, errlen, "bridge %s: flow %u: text has a priority= of its own",
 					    b->name, j);
 		}
 		if (sw_bridge_fdb_validate(b, err, errlen))
@@ -1037,7 +1055,7 @@ __attribute__((format(printf, 4, 5))) static int jfail(char *err, size_t errlen,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	return fail(err, errlen, "%s: %s", where, msg);
+	return sw_fail(err, errlen, "%s: %s", where, msg);
 }
 
 const char *sw_json_kind(const json_t *j)
@@ -1160,7 +1178,7 @@ int sw_config_from_json(const json_t *j, struct sw_config **out, char *err, size
 	static const char *const flow_keys[] = {"priority", "text", NULL};
 	char where[96], e[256];
 	if (!json_is_object(j))
-		return fail(err, errlen, "top level must be an object, not %s", sw_json_kind(j));
+		return sw_fail(err, errlen, "top level must be an object, not %s", sw_json_kind(j));
 	if (only_keys(j, root_keys, "top level", err, errlen))
 		return -1;
 	const char *format;
@@ -1169,25 +1187,25 @@ int sw_config_from_json(const json_t *j, struct sw_config **out, char *err, size
 	    get_uint(j, "version", true, 1000000, &version, "top level", err, errlen))
 		return -1;
 	if (strcmp(format, SW_STATE_FORMAT))
-		return fail(err, errlen, "format is not \"%s\"", SW_STATE_FORMAT);
+		return sw_fail(err, errlen, "format is not \"%s\"", SW_STATE_FORMAT);
 	if (version != SW_STATE_VERSION)
-		return fail(err, errlen, "unsupported version %ld (this build reads %d)", version,
+		return sw_fail(err, errlen, "unsupported version %ld (this build reads %d)", version,
 			    SW_STATE_VERSION);
 	json_t *bridges = json_object_get(j, "bridges");
 	if (!bridges)
-		return fail(err, errlen, "top level: missing field 'bridges'");
+		return sw_fail(err, errlen, "top level: missing field 'bridges'");
 	if (!json_is_array(bridges))
-		return fail(err, errlen, "'bridges' must be an array, not %s", sw_json_kind(bridges));
+		return sw_fail(err, errlen, "'bridges' must be an array, not %s", sw_json_kind(bridges));
 	if (json_array_size(bridges) > SW_CONFIG_MAX_BRIDGES)
-		return fail(err, errlen, "too many bridges (max %d)", SW_CONFIG_MAX_BRIDGES);
+		return sw_fail(err, errlen, "too many bridges (max %d)", SW_CONFIG_MAX_BRIDGES);
 
 	struct sw_config *c = sw_config_new();
 	if (!c)
-		return fail(err, errlen, "out of memory");
+		return sw_fail(err, errlen, "out of memory");
 	struct sw_port_config *p = malloc(sizeof *p);
 	if (!p) {
 		sw_config_free(c);
-		return fail(err, errlen, "out of memory");
+		return sw_fail(err, errlen, "out of memory");
 	}
 	size_t i;
 	json_t *jb;
@@ -1288,7 +1306,7 @@ int sw_config_from_string(const char *buf, size_t len, struct sw_config **out, c
 	json_error_t je;
 	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
 	if (!j)
-		return fail(err, errlen, "line %d: %s", je.line, je.text);
+		return sw_fail(err, errlen, "line %d: %s", je.line, je.text);
 	int r = sw_config_from_json(j, out, err, errlen);
 	json_decref(j);
 	return r;

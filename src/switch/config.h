@@ -106,6 +106,14 @@ struct sw_port_changes {
 	uint64_t trunks[64];
 };
 
+/* ---- messages (shared by the config, control and flow code) ---- */
+
+/* Writes the message into err (when err/errlen allow) and returns -1. */
+int sw_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A printable copy of s for error messages: at most 40 characters then
+ * "...", other bytes as \xNN; into buf, which it returns. */
+const char *sw_shown(const char *s, char *buf, size_t len);
+
 /* ---- names, VLANs, options ---- */
 
 bool sw_name_valid(const char *name);

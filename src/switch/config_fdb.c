@@ -8,36 +8,6 @@
 
 #include <jansson.h>
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-/* Printable, cut copy of s for messages. */
-static const char *shown(const char *s, char *buf, size_t len)
-{
-	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < len; p++) {
-		if (p - (const unsigned char *)s >= 40) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (*p >= 0x20 && *p < 0x7f)
-			buf[o++] = (char)*p;
-		else
-			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 static int hexval(char ch)
 {
 	if (ch >= '0' && ch <= '9')
@@ -54,7 +24,7 @@ int sw_mac_parse(const char *s, uint8_t mac[6], char *err, size_t errlen)
 	char sb[64];
 	uint8_t m[6];
 	if (!s)
-		return fail(err, errlen, "missing MAC");
+		return sw_fail(err, errlen, "missing MAC");
 	bool ok = strlen(s) == 17;
 	for (int i = 0; ok && i < 6; i++) {
 		int hi = hexval(s[3 * i]), lo = hexval(s[3 * i + 1]);
@@ -64,8 +34,8 @@ int sw_mac_parse(const char *s, uint8_t mac[6], char *err, size_t errlen)
 			m[i] = (uint8_t)(hi << 4 | lo);
 	}
 	if (!ok)
-		return fail(err, errlen, "invalid MAC '%s' (expected six hex bytes as 52:54:00:00:00:05)",
-			    shown(s, sb, sizeof sb));
+		return sw_fail(err, errlen, "invalid MAC '%s' (expected six hex bytes as 52:54:00:00:00:05)",
+			    sw_shown(s, sb, sizeof sb));
 	memcpy(mac, m, 6);
 	return 0;
 }
@@ -80,10 +50,10 @@ int sw_fdb_static_check(unsigned vlan, const uint8_t mac[6], char *err, size_t e
 {
 	char m[SW_MAC_STR_LEN];
 	if (vlan > SW_VLAN_MAX)
-		return fail(err, errlen, "invalid VLAN %u (expected 0-%d)", vlan, SW_VLAN_MAX);
+		return sw_fail(err, errlen, "invalid VLAN %u (expected 0-%d)", vlan, SW_VLAN_MAX);
 	if (mac[0] & 1) {
 		sw_mac_format(mac, m);
-		return fail(err, errlen, "MAC %s is multicast (a static entry needs a unicast MAC)", m);
+		return sw_fail(err, errlen, "MAC %s is multicast (a static entry needs a unicast MAC)", m);
 	}
 	return 0;
 }
@@ -103,7 +73,7 @@ static struct sw_bridge_config *need_bridge(const struct sw_config *c, const cha
 	char sb[64];
 	struct sw_bridge_config *b = sw_config_bridge(c, name);
 	if (!b)
-		fail(err, errlen, "no bridge %s", name && *name ? shown(name, sb, sizeof sb) : "(none)");
+		sw_fail(err, errlen, "no bridge %s", name && *name ? sw_shown(name, sb, sizeof sb) : "(none)");
 	return b;
 }
 
@@ -123,20 +93,20 @@ int sw_config_add_fdb(struct sw_config *c, const char *bridge, const char *port,
 	if (!b)
 		return -1;
 	if (!port || !bridge_has_port(b, port))
-		return fail(err, errlen, "no port %s in bridge %s",
-			    port ? shown(port, sb, sizeof sb) : "(none)", b->name);
+		return sw_fail(err, errlen, "no port %s in bridge %s",
+			    port ? sw_shown(port, sb, sizeof sb) : "(none)", b->name);
 	if (sw_fdb_static_check(vlan, mac, err, errlen))
 		return -1;
 	struct sw_fdb_static_config *e = sw_bridge_fdb_find(b, (uint16_t)vlan, mac);
 	if (!e) {
 		if (b->nfdb >= SW_CONFIG_MAX_FDB)
-			return fail(err, errlen, "bridge %s has too many static FDB entries (max %d)",
+			return sw_fail(err, errlen, "bridge %s has too many static FDB entries (max %d)",
 				    b->name, SW_CONFIG_MAX_FDB);
 		if (b->nfdb == b->fdb_cap) {
 			unsigned ncap = b->fdb_cap ? b->fdb_cap * 2 : 4;
 			void *n = realloc(b->fdb, (size_t)ncap * sizeof *b->fdb);
 			if (!n)
-				return fail(err, errlen, "out of memory");
+				return sw_fail(err, errlen, "out of memory");
 			b->fdb = n;
 			b->fdb_cap = ncap;
 		}
@@ -157,11 +127,11 @@ int sw_config_del_fdb(struct sw_config *c, const char *bridge, unsigned vlan,
 	if (!b)
 		return -1;
 	if (vlan > SW_VLAN_MAX)
-		return fail(err, errlen, "invalid VLAN %u (expected 0-%d)", vlan, SW_VLAN_MAX);
+		return sw_fail(err, errlen, "invalid VLAN %u (expected 0-%d)", vlan, SW_VLAN_MAX);
 	struct sw_fdb_static_config *e = sw_bridge_fdb_find(b, (uint16_t)vlan, mac);
 	if (!e) {
 		sw_mac_format(mac, m);
-		return fail(err, errlen, "no static entry for %s on VLAN %u in %s", m, vlan, b->name);
+		return sw_fail(err, errlen, "no static entry for %s on VLAN %u in %s", m, vlan, b->name);
 	}
 	if (port_out)
 		snprintf(port_out, SW_NAME_MAX + 1, "%s", e->port);
@@ -188,22 +158,22 @@ int sw_bridge_fdb_validate(const struct sw_bridge_config *b, char *err, size_t e
 {
 	char e[160], m[SW_MAC_STR_LEN];
 	if (b->nfdb > SW_CONFIG_MAX_FDB)
-		return fail(err, errlen, "bridge %s has too many static FDB entries (max %d)", b->name,
+		return sw_fail(err, errlen, "bridge %s has too many static FDB entries (max %d)", b->name,
 			    SW_CONFIG_MAX_FDB);
 	for (unsigned i = 0; i < b->nfdb; i++) {
 		const struct sw_fdb_static_config *f = &b->fdb[i];
 		if (!memchr(f->port, 0, sizeof f->port))
-			return fail(err, errlen, "bridge %s: static entry %u: port not terminated",
+			return sw_fail(err, errlen, "bridge %s: static entry %u: port not terminated",
 				    b->name, i);
 		if (!bridge_has_port(b, f->port))
-			return fail(err, errlen, "bridge %s: static entry %u: no port %s in bridge %s",
+			return sw_fail(err, errlen, "bridge %s: static entry %u: no port %s in bridge %s",
 				    b->name, i, f->port, b->name);
 		if (sw_fdb_static_check(f->vlan, f->mac, e, sizeof e))
-			return fail(err, errlen, "bridge %s: static entry %u: %s", b->name, i, e);
+			return sw_fail(err, errlen, "bridge %s: static entry %u: %s", b->name, i, e);
 		for (unsigned k = 0; k < i; k++)
 			if (b->fdb[k].vlan == f->vlan && !memcmp(b->fdb[k].mac, f->mac, 6)) {
 				sw_mac_format(f->mac, m);
-				return fail(err, errlen, "bridge %s: static entry for %s on VLAN %u given twice",
+				return sw_fail(err, errlen, "bridge %s: static entry for %s on VLAN %u given twice",
 					    b->name, m, f->vlan);
 			}
 	}
@@ -232,49 +202,49 @@ int sw_bridge_fdb_from_json(struct sw_config *c, size_t index, const json_t *fdb
 {
 	char where[64], e[256], sb[64];
 	if (index >= c->nbridges)
-		return fail(err, errlen, "bridges[%zu]: no such bridge", index);
+		return sw_fail(err, errlen, "bridges[%zu]: no such bridge", index);
 	struct sw_bridge_config *b = &c->bridges[index];
 	if (!json_is_array(fdb))
-		return fail(err, errlen, "bridges[%zu]: 'fdb' must be an array, not %s", index,
+		return sw_fail(err, errlen, "bridges[%zu]: 'fdb' must be an array, not %s", index,
 			    sw_json_kind(fdb));
 	if (json_array_size(fdb) > SW_CONFIG_MAX_FDB)
-		return fail(err, errlen, "bridges[%zu]: too many static FDB entries (max %d)", index,
+		return sw_fail(err, errlen, "bridges[%zu]: too many static FDB entries (max %d)", index,
 			    SW_CONFIG_MAX_FDB);
 	size_t i;
 	json_t *je;
 	json_array_foreach(fdb, i, je) {
 		snprintf(where, sizeof where, "bridges[%zu].fdb[%zu]", index, i);
 		if (!json_is_object(je))
-			return fail(err, errlen, "%s: must be an object, not %s", where, sw_json_kind(je));
+			return sw_fail(err, errlen, "%s: must be an object, not %s", where, sw_json_kind(je));
 		const char *k;
 		json_t *v;
 		json_object_foreach(je, k, v) {
 			if (strcmp(k, "port") && strcmp(k, "vlan") && strcmp(k, "mac"))
-				return fail(err, errlen, "%s: unknown field '%s'", where,
-					    shown(k, sb, sizeof sb));
+				return sw_fail(err, errlen, "%s: unknown field '%s'", where,
+					    sw_shown(k, sb, sizeof sb));
 		}
 		static const char *const keys[] = {"port", "vlan", "mac"};
 		for (int f = 0; f < 3; f++) {
 			v = json_object_get(je, keys[f]);
 			if (!v)
-				return fail(err, errlen, "%s: missing field '%s'", where, keys[f]);
+				return sw_fail(err, errlen, "%s: missing field '%s'", where, keys[f]);
 			bool want_int = f == 1;
 			if (want_int ? !json_is_integer(v) : !json_is_string(v))
-				return fail(err, errlen, "%s: '%s' must be %s, not %s", where, keys[f],
+				return sw_fail(err, errlen, "%s: '%s' must be %s, not %s", where, keys[f],
 					    want_int ? "an integer" : "a string", sw_json_kind(v));
 		}
 		const char *port = json_string_value(json_object_get(je, "port"));
 		json_int_t vlan = json_integer_value(json_object_get(je, "vlan"));
 		uint8_t mac[6];
 		if (vlan < 0 || vlan > SW_VLAN_MAX)
-			return fail(err, errlen, "%s: 'vlan' is out of range (0-%d)", where, SW_VLAN_MAX);
+			return sw_fail(err, errlen, "%s: 'vlan' is out of range (0-%d)", where, SW_VLAN_MAX);
 		if (sw_name_check("port", port, e, sizeof e) ||
 		    sw_mac_parse(json_string_value(json_object_get(je, "mac")), mac, e, sizeof e))
-			return fail(err, errlen, "%s: %s", where, e);
+			return sw_fail(err, errlen, "%s: %s", where, e);
 		if (sw_bridge_fdb_find(b, (uint16_t)vlan, mac))
-			return fail(err, errlen, "%s: same VLAN and MAC as an earlier entry", where);
+			return sw_fail(err, errlen, "%s: same VLAN and MAC as an earlier entry", where);
 		if (sw_config_add_fdb(c, b->name, port, (unsigned)vlan, mac, e, sizeof e))
-			return fail(err, errlen, "%s: %s", where, e);
+			return sw_fail(err, errlen, "%s: %s", where, e);
 	}
 	return 0;
 }

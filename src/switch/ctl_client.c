@@ -11,17 +11,6 @@
 
 #include <jansson.h>
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 void ctl_cli_usage(FILE *out)
 {
 	fputs("usage: vnetctl [--socket PATH] [--json] [--timeout S] COMMAND [ARG...]\n"
@@ -136,7 +125,7 @@ static int check_name(const char *cmd, const char *what, const char *name, char 
 {
 	char e[200];
 	if (sw_name_check(what, name, e, sizeof e))
-		return fail(err, errlen, "%s: %s", cmd, e);
+		return sw_fail(err, errlen, "%s: %s", cmd, e);
 	return 0;
 }
 
@@ -146,9 +135,9 @@ static int split_kv(const char *cmd, const char *arg, char *key, size_t klen, co
 {
 	const char *eq = strchr(arg, '=');
 	if (!eq || eq == arg)
-		return fail(err, errlen, "%s: expected KEY=VALUE, not '%s'", cmd, arg);
+		return sw_fail(err, errlen, "%s: expected KEY=VALUE, not '%s'", cmd, arg);
 	if ((size_t)(eq - arg) >= klen)
-		return fail(err, errlen, "%s: option name '%.*s' is too long", cmd, (int)(eq - arg), arg);
+		return sw_fail(err, errlen, "%s: option name '%.*s' is too long", cmd, (int)(eq - arg), arg);
 	memcpy(key, arg, (size_t)(eq - arg));
 	key[eq - arg] = '\0';
 	*value = eq + 1;
@@ -163,11 +152,11 @@ static int fdb_key(const char *name, json_t *j, const char *vlan, const char *ma
 	unsigned long v;
 	uint8_t bytes[6];
 	if (parse_unsigned(vlan, SW_VLAN_MAX, &v))
-		return fail(err, errlen, "%s: invalid VLAN '%s' (expected 0-%d)", name, vlan, SW_VLAN_MAX);
+		return sw_fail(err, errlen, "%s: invalid VLAN '%s' (expected 0-%d)", name, vlan, SW_VLAN_MAX);
 	if (sw_mac_parse(mac, bytes, e, sizeof e))
-		return fail(err, errlen, "%s: %s", name, e);
+		return sw_fail(err, errlen, "%s: %s", name, e);
 	if (!strcmp(name, "fdb-add") && sw_fdb_static_check((unsigned)v, bytes, e, sizeof e))
-		return fail(err, errlen, "%s: %s", name, e);
+		return sw_fail(err, errlen, "%s: %s", name, e);
 	sw_mac_format(bytes, m);
 	json_object_set_new(j, "vlan", json_integer((json_int_t)v));
 	json_object_set_new(j, "mac", json_string(m));
@@ -181,7 +170,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 	char e[256];
 	json_t *j = json_object();
 	if (!j)
-		return fail(err, errlen, "out of memory");
+		return sw_fail(err, errlen, "out of memory");
 	json_object_set_new(j, "cmd", json_string(name));
 	int r = -1;
 
@@ -207,7 +196,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 		if (!pc || !opts) {
 			free(pc);
 			json_decref(opts);
-			fail(err, errlen, "out of memory");
+			sw_fail(err, errlen, "out of memory");
 			goto out;
 		}
 		sw_port_config_init(pc, pos[1]);
@@ -221,22 +210,22 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 			}
 			if (json_object_get(opts, key)) {
 				free(pc);
-				fail(err, errlen, "%s: %s given twice", name, key);
+				sw_fail(err, errlen, "%s: %s given twice", name, key);
 				goto out;
 			}
 			if (sw_port_config_set(pc, key, value, e, sizeof e)) {
 				free(pc);
-				fail(err, errlen, "%s: %s", name, e);
+				sw_fail(err, errlen, "%s: %s", name, e);
 				goto out;
 			}
 			json_object_set_new(opts, key, json_string(value));
 		}
 		int bad = 0;
 		if (!pc->type[0])
-			bad = fail(err, errlen, "%s: missing type= (one of %s)", name,
+			bad = sw_fail(err, errlen, "%s: missing type= (one of %s)", name,
 				   sw_port_types_list());
 		else if (sw_port_config_validate(pc, e, sizeof e))
-			bad = fail(err, errlen, "%s: %s", name, e);
+			bad = sw_fail(err, errlen, "%s: %s", name, e);
 		free(pc);
 		if (bad)
 			goto out;
@@ -261,7 +250,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 		struct sw_port_changes *ch = malloc(sizeof *ch);
 		if (!ch || !opts) {
 			free(ch);
-			fail(err, errlen, "out of memory");
+			sw_fail(err, errlen, "out of memory");
 			goto out;
 		}
 		sw_port_changes_init(ch);
@@ -273,7 +262,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 				goto out;
 			}
 			if (sw_port_changes_set(ch, key, value, e, sizeof e)) {
-				fail(err, errlen, "%s: %s", name, e);
+				sw_fail(err, errlen, "%s: %s", name, e);
 				free(ch);
 				goto out;
 			}
@@ -288,7 +277,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 		uint16_t prio;
 		char *text;
 		if (sw_flow_text_parse(pos[1], &prio, &text, e, sizeof e)) {
-			fail(err, errlen, "%s: %s", name, e);
+			sw_fail(err, errlen, "%s: %s", name, e);
 			goto out;
 		}
 		free(text);
@@ -302,7 +291,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 		json_object_set_new(j, "bridge", json_string(pos[0]));
 		if (npos == 2) {
 			if (strstr(pos[1], "actions=")) {
-				fail(err, errlen, "%s: a match has no actions= (del-flows BR [MATCH])", name);
+				sw_fail(err, errlen, "%s: a match has no actions= (del-flows BR [MATCH])", name);
 				goto out;
 			}
 			json_object_set_new(j, "match", json_string(pos[1]));
@@ -342,7 +331,7 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 		if (check_name(name, "port", pos[0], err, errlen))
 			goto out;
 		if (!file || !*file) {
-			fail(err, errlen, "%s: missing -w FILE.pcap", name);
+			sw_fail(err, errlen, "%s: missing -w FILE.pcap", name);
 			goto out;
 		}
 		char path[CTL_PATH_MAX], cwd[CTL_PATH_MAX];
@@ -350,13 +339,13 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 			snprintf(path, sizeof path, "%s", file);
 		} else {
 			if (!getcwd(cwd, sizeof cwd)) {
-				fail(err, errlen, "%s: cannot get the current directory: %s", name,
+				sw_fail(err, errlen, "%s: cannot get the current directory: %s", name,
 				     strerror(errno));
 				goto out;
 			}
 			int n = snprintf(path, sizeof path, "%s/%s", strcmp(cwd, "/") ? cwd : "", file);
 			if (n < 0 || (size_t)n >= sizeof path) {
-				fail(err, errlen, "%s: file path too long", name);
+				sw_fail(err, errlen, "%s: file path too long", name);
 				goto out;
 			}
 		}
@@ -373,11 +362,11 @@ static int build_request(struct ctl_cli *cli, int npos, char **pos, long count, 
 		break;
 	case CTL_CMD_NONE:
 	case CTL_CMD__COUNT:
-		fail(err, errlen, "no command");
+		sw_fail(err, errlen, "no command");
 		goto out;
 	}
 	cli->request = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	r = cli->request ? 0 : fail(err, errlen, "out of memory");
+	r = cli->request ? 0 : sw_fail(err, errlen, "out of memory");
 out:
 	json_decref(j);
 	return r;
@@ -393,7 +382,7 @@ int ctl_cli_parse(int argc, char **argv, struct ctl_cli *cli, char *err, size_t 
 
 	char **pos = calloc((size_t)(argc > 0 ? argc : 1), sizeof *pos);
 	if (!pos)
-		return fail(err, errlen, "out of memory");
+		return sw_fail(err, errlen, "out of memory");
 	int npos = 0, r = -1;
 	long count = -1;
 	const char *file = NULL;
@@ -417,18 +406,18 @@ int ctl_cli_parse(int argc, char **argv, struct ctl_cli *cli, char *err, size_t 
 		} else if (is_opt(a, "--socket")) {
 			const char *s = opt_value(argc, argv, &i, a, strlen("--socket"));
 			if (!s || !*s) {
-				fail(err, errlen, "--socket needs a path");
+				sw_fail(err, errlen, "--socket needs a path");
 				goto out;
 			}
 			if (strlen(s) >= sizeof cli->socket) {
-				fail(err, errlen, "--socket: path too long");
+				sw_fail(err, errlen, "--socket: path too long");
 				goto out;
 			}
 			snprintf(cli->socket, sizeof cli->socket, "%s", s);
 		} else if (is_opt(a, "--timeout")) {
 			const char *s = opt_value(argc, argv, &i, a, strlen("--timeout"));
 			if (!s || parse_unsigned(s, CTL_CAPTURE_MAX_TIMEOUT, &v) || v == 0) {
-				fail(err, errlen, "--timeout needs seconds (1-%d)", CTL_CAPTURE_MAX_TIMEOUT);
+				sw_fail(err, errlen, "--timeout needs seconds (1-%d)", CTL_CAPTURE_MAX_TIMEOUT);
 				goto out;
 			}
 			cli->timeout_s = (unsigned)v;
@@ -437,7 +426,7 @@ int ctl_cli_parse(int argc, char **argv, struct ctl_cli *cli, char *err, size_t 
 			const char *s = a[1] == 'c' ? (i + 1 < argc ? argv[++i] : NULL)
 						    : opt_value(argc, argv, &i, a, strlen("--count"));
 			if (!s || parse_unsigned(s, CTL_CAPTURE_MAX_COUNT, &v)) {
-				fail(err, errlen, "--count needs a number (0-%u)", CTL_CAPTURE_MAX_COUNT);
+				sw_fail(err, errlen, "--count needs a number (0-%u)", CTL_CAPTURE_MAX_COUNT);
 				goto out;
 			}
 			count = (long)v;
@@ -446,13 +435,13 @@ int ctl_cli_parse(int argc, char **argv, struct ctl_cli *cli, char *err, size_t 
 			const char *s = a[1] == 'w' ? (i + 1 < argc ? argv[++i] : NULL)
 						    : opt_value(argc, argv, &i, a, strlen("--write"));
 			if (!s || !*s) {
-				fail(err, errlen, "-w needs a file name");
+				sw_fail(err, errlen, "-w needs a file name");
 				goto out;
 			}
 			file = s;
 			capture_opts = true;
 		} else {
-			fail(err, errlen, "unknown option '%s'", a);
+			sw_fail(err, errlen, "unknown option '%s'", a);
 			goto out;
 		}
 	}
@@ -461,12 +450,12 @@ int ctl_cli_parse(int argc, char **argv, struct ctl_cli *cli, char *err, size_t 
 		goto out;
 	}
 	if (npos == 0) {
-		fail(err, errlen, "missing command (try --help)");
+		sw_fail(err, errlen, "missing command (try --help)");
 		goto out;
 	}
 	cli->cmd = ctl_cmd_lookup(pos[0]);
 	if (cli->cmd == CTL_CMD_NONE) {
-		fail(err, errlen, "unknown command '%s'", pos[0]);
+		sw_fail(err, errlen, "unknown command '%s'", pos[0]);
 		goto out;
 	}
 	const char *name = ctl_cmd_name(cli->cmd);
@@ -474,18 +463,18 @@ int ctl_cli_parse(int argc, char **argv, struct ctl_cli *cli, char *err, size_t 
 	int nargs = npos - 1;
 	if (nargs < sh->min || (sh->max >= 0 && nargs > sh->max)) {
 		if (cli->cmd == CTL_CMD_ADD_PORT && nargs == 2)
-			fail(err, errlen, "add-port: missing type= (one of %s)", sw_port_types_list());
+			sw_fail(err, errlen, "add-port: missing type= (one of %s)", sw_port_types_list());
 		else if (cli->cmd == CTL_CMD_SET_PORT && nargs == 1)
-			fail(err, errlen, "set-port: nothing to set (give KEY=VALUE)");
+			sw_fail(err, errlen, "set-port: nothing to set (give KEY=VALUE)");
 		else if (cli->cmd == CTL_CMD_ADD_FLOW && nargs > 2)
-			fail(err, errlen, "add-flow: expected BR FLOW; quote the flow if it has spaces");
+			sw_fail(err, errlen, "add-flow: expected BR FLOW; quote the flow if it has spaces");
 		else
-			fail(err, errlen, "%s: expected %s%s%s", name, name, *sh->usage ? " " : "",
+			sw_fail(err, errlen, "%s: expected %s%s%s", name, name, *sh->usage ? " " : "",
 			     sh->usage);
 		goto out;
 	}
 	if (capture_opts && cli->cmd != CTL_CMD_CAPTURE) {
-		fail(err, errlen, "%s: --count and -w are for capture only", name);
+		sw_fail(err, errlen, "%s: --count and -w are for capture only", name);
 		goto out;
 	}
 	if (!timeout_given)

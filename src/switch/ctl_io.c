@@ -14,17 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 void ctl_conn_init(struct ctl_conn *c, int fd)
 {
 	memset(c, 0, sizeof *c);
@@ -51,7 +40,7 @@ static int take_line(struct ctl_conn *c, size_t n, size_t skip, char **line, cha
 {
 	char *l = malloc(n + 1);
 	if (!l)
-		return fail(err, errlen, "out of memory");
+		return sw_fail(err, errlen, "out of memory");
 	memcpy(l, c->buf, n);
 	l[n] = '\0';
 	if (n && l[n - 1] == '\r')
@@ -73,12 +62,12 @@ int ctl_conn_read_line(struct ctl_conn *c, size_t max, int timeout_ms, char **li
 		if (nl) {
 			size_t n = (size_t)(nl - c->buf);
 			if (n > max)
-				return fail(err, errlen, "request too large (more than %zu bytes)", max);
+				return sw_fail(err, errlen, "request too large (more than %zu bytes)", max);
 			return take_line(c, n, 1, line, err, errlen);
 		}
 		scanned = c->len;
 		if (c->len > max)
-			return fail(err, errlen, "request too large (more than %zu bytes)", max);
+			return sw_fail(err, errlen, "request too large (more than %zu bytes)", max);
 		if (c->cap - c->len < 4096) {
 			size_t ncap = c->cap ? c->cap * 2 : 8192;
 			if (ncap > max + 4096 + 1)
@@ -87,7 +76,7 @@ int ctl_conn_read_line(struct ctl_conn *c, size_t max, int timeout_ms, char **li
 				ncap = c->cap + 4096;
 			char *nb = realloc(c->buf, ncap);
 			if (!nb)
-				return fail(err, errlen, "out of memory");
+				return sw_fail(err, errlen, "out of memory");
 			c->buf = nb;
 			c->cap = ncap;
 		}
@@ -95,7 +84,7 @@ int ctl_conn_read_line(struct ctl_conn *c, size_t max, int timeout_ms, char **li
 		if (deadline >= 0) {
 			long long left = deadline - now_ms();
 			if (left <= 0)
-				return fail(err, errlen, "timed out after %d ms waiting for a %s",
+				return sw_fail(err, errlen, "timed out after %d ms waiting for a %s",
 					    timeout_ms, c->len ? "complete line" : "line");
 			wait = left > 1000000 ? 1000000 : (int)left;
 		}
@@ -104,7 +93,7 @@ int ctl_conn_read_line(struct ctl_conn *c, size_t max, int timeout_ms, char **li
 		if (pr < 0) {
 			if (errno == EINTR)
 				continue;
-			return fail(err, errlen, "poll: %s", strerror(errno));
+			return sw_fail(err, errlen, "poll: %s", strerror(errno));
 		}
 		if (pr == 0)
 			continue; /* the deadline check above reports it */
@@ -112,13 +101,13 @@ int ctl_conn_read_line(struct ctl_conn *c, size_t max, int timeout_ms, char **li
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			return fail(err, errlen, "read: %s", strerror(errno));
+			return sw_fail(err, errlen, "read: %s", strerror(errno));
 		}
 		if (r == 0) {
 			if (!c->len)
 				return 0;
 			if (c->len > max)
-				return fail(err, errlen, "request too large (more than %zu bytes)", max);
+				return sw_fail(err, errlen, "request too large (more than %zu bytes)", max);
 			return take_line(c, c->len, 0, line, err, errlen); /* last line without "\n" */
 		}
 		c->len += (size_t)r;
@@ -150,19 +139,19 @@ int ctl_connect(const char *path, char *err, size_t errlen)
 		path = CTL_DEFAULT_SOCKET;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof sa.sun_path)
-		return fail(err, errlen, "socket path %s is too long (max %zu)", path,
+		return sw_fail(err, errlen, "socket path %s is too long (max %zu)", path,
 			    sizeof sa.sun_path - 1);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return fail(err, errlen, "socket: %s", strerror(errno));
+		return sw_fail(err, errlen, "socket: %s", strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		int e = errno;
 		close(fd);
 		if (e == ENOENT || e == ECONNREFUSED)
-			return fail(err, errlen, "cannot connect to %s: %s (is vnet-switchd running?)",
+			return sw_fail(err, errlen, "cannot connect to %s: %s (is vnet-switchd running?)",
 				    path, strerror(e));
-		return fail(err, errlen, "cannot connect to %s: %s", path, strerror(e));
+		return sw_fail(err, errlen, "cannot connect to %s: %s", path, strerror(e));
 	}
 	return fd;
 }
@@ -174,7 +163,7 @@ int ctl_call(int fd, const char *request, int timeout_ms, char **response, char 
 	size_t n = strlen(request);
 	if (ctl_write_all(fd, request, n) < 0 ||
 	    ((n == 0 || request[n - 1] != '\n') && ctl_write_all(fd, "\n", 1) < 0))
-		return fail(err, errlen, "cannot send the request: %s", strerror(errno));
+		return sw_fail(err, errlen, "cannot send the request: %s", strerror(errno));
 	struct ctl_conn c;
 	ctl_conn_init(&c, fd);
 	char e[256];
@@ -183,8 +172,8 @@ int ctl_call(int fd, const char *request, int timeout_ms, char **response, char 
 	if (r == 1)
 		return 0;
 	if (r == 0)
-		return fail(err, errlen, "the daemon closed the connection without answering");
+		return sw_fail(err, errlen, "the daemon closed the connection without answering");
 	if (strstr(e, "timed out"))
-		return fail(err, errlen, "no answer from the daemon within %d s", timeout_ms / 1000);
-	return fail(err, errlen, "%s", e);
+		return sw_fail(err, errlen, "no answer from the daemon within %d s", timeout_ms / 1000);
+	return sw_fail(err, errlen, "%s", e);
 }

@@ -9,17 +9,6 @@
 
 #include <jansson.h>
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static const char *const cmd_names[CTL_CMD__COUNT] = {
 	[CTL_CMD_ADD_BR] = "add-br",         [CTL_CMD_DEL_BR] = "del-br",
 	[CTL_CMD_ADD_PORT] = "add-port",     [CTL_CMD_DEL_PORT] = "del-port",
@@ -48,25 +37,6 @@ enum ctl_cmd ctl_cmd_lookup(const char *name)
 		if (!strcmp(cmd_names[i], name))
 			return (enum ctl_cmd)i;
 	return CTL_CMD_NONE;
-}
-
-/* Printable, cut copy of s for messages. */
-static const char *shown(const char *s, char *buf, size_t len)
-{
-	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < len; p++) {
-		if (p - (const unsigned char *)s >= 40) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (*p >= 0x20 && *p < 0x7f)
-			buf[o++] = (char)*p;
-		else
-			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
-	}
-	buf[o] = '\0';
-	return buf;
 }
 
 /* ---- request parsing ---- */
@@ -155,9 +125,9 @@ static int apply_kv(struct ctl_request *req, const char *key, const char *value,
 static int trunks_value(const json_t *v, char *buf, size_t len, char *err, size_t errlen)
 {
 	if (json_is_string(v))
-		return scalar_str(v, buf, len) ? fail(err, errlen, "'trunks' is too long") : 0;
+		return scalar_str(v, buf, len) ? sw_fail(err, errlen, "'trunks' is too long") : 0;
 	if (!json_is_array(v))
-		return fail(err, errlen, "'trunks' must be a string or an array of VLANs, not %s",
+		return sw_fail(err, errlen, "'trunks' must be a string or an array of VLANs, not %s",
 			    sw_json_kind(v));
 	size_t i, o = 0;
 	json_t *e;
@@ -165,11 +135,11 @@ static int trunks_value(const json_t *v, char *buf, size_t len, char *err, size_
 	json_array_foreach(v, i, e) {
 		if (!json_is_integer(e) || json_integer_value(e) < 0 ||
 		    json_integer_value(e) > SW_VLAN_MAX)
-			return fail(err, errlen, "'trunks' must hold VLANs 0-4095");
+			return sw_fail(err, errlen, "'trunks' must hold VLANs 0-4095");
 		int n = snprintf(buf + o, len - o, "%s%lld", o ? "," : "",
 				 (long long)json_integer_value(e));
 		if (n < 0 || (size_t)n >= len - o)
-			return fail(err, errlen, "'trunks' is too long");
+			return sw_fail(err, errlen, "'trunks' is too long");
 		o += (size_t)n;
 	}
 	return 0;
@@ -184,7 +154,7 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 			   fr->kind == F_MATCH || fr->kind == F_FILE || fr->kind == F_TYPE ||
 			   fr->kind == F_MAC;
 	if (want_string && !s)
-		return fail(err, errlen, "'%s' must be a string, not %s", fr->name, sw_json_kind(v));
+		return sw_fail(err, errlen, "'%s' must be a string, not %s", fr->name, sw_json_kind(v));
 
 	switch (fr->kind) {
 	case F_NONE:
@@ -207,40 +177,40 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 			return -1;
 		free(text);
 		req->flow = strdup(s);
-		return req->flow ? 0 : fail(err, errlen, "out of memory");
+		return req->flow ? 0 : sw_fail(err, errlen, "out of memory");
 	}
 	case F_MATCH:
 		if (strlen(s) > SW_FLOW_TEXT_MAX)
-			return fail(err, errlen, "match is too long (max %d characters)", SW_FLOW_TEXT_MAX);
+			return sw_fail(err, errlen, "match is too long (max %d characters)", SW_FLOW_TEXT_MAX);
 		for (const char *p = s; *p; p++)
 			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-				return fail(err, errlen, "match has a non-printable character");
+				return sw_fail(err, errlen, "match has a non-printable character");
 		if (strstr(s, "actions="))
-			return fail(err, errlen, "a match has no actions= (del-flows BR [MATCH])");
+			return sw_fail(err, errlen, "a match has no actions= (del-flows BR [MATCH])");
 		if (!*s)
 			return 0;
 		req->flow = strdup(s);
-		return req->flow ? 0 : fail(err, errlen, "out of memory");
+		return req->flow ? 0 : sw_fail(err, errlen, "out of memory");
 	case F_FILE:
 		if (s[0] != '/')
-			return fail(err, errlen, "'file' must be an absolute path, not '%s'",
-				    shown(s, sb, sizeof sb));
+			return sw_fail(err, errlen, "'file' must be an absolute path, not '%s'",
+				    sw_shown(s, sb, sizeof sb));
 		if (strlen(s) >= sizeof req->file)
-			return fail(err, errlen, "'file' is too long");
+			return sw_fail(err, errlen, "'file' is too long");
 		snprintf(req->file, sizeof req->file, "%s", s);
 		return 0;
 	case F_COUNT:
 	case F_TIMEOUT: {
 		if (!json_is_integer(v))
-			return fail(err, errlen, "'%s' must be an integer, not %s", fr->name, sw_json_kind(v));
+			return sw_fail(err, errlen, "'%s' must be an integer, not %s", fr->name, sw_json_kind(v));
 		json_int_t x = json_integer_value(v);
 		if (fr->kind == F_COUNT) {
 			if (x < 0 || x > CTL_CAPTURE_MAX_COUNT)
-				return fail(err, errlen, "'count' must be 0-%u", CTL_CAPTURE_MAX_COUNT);
+				return sw_fail(err, errlen, "'count' must be 0-%u", CTL_CAPTURE_MAX_COUNT);
 			req->count = (unsigned)x;
 		} else {
 			if (x < 1 || x > CTL_CAPTURE_MAX_TIMEOUT)
-				return fail(err, errlen, "'timeout' must be 1-%d seconds",
+				return sw_fail(err, errlen, "'timeout' must be 1-%d seconds",
 					    CTL_CAPTURE_MAX_TIMEOUT);
 			req->timeout_s = (unsigned)x;
 		}
@@ -248,9 +218,9 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 	}
 	case F_VLAN:
 		if (!json_is_integer(v))
-			return fail(err, errlen, "'vlan' must be an integer, not %s", sw_json_kind(v));
+			return sw_fail(err, errlen, "'vlan' must be an integer, not %s", sw_json_kind(v));
 		if (json_integer_value(v) < 0 || json_integer_value(v) > SW_VLAN_MAX)
-			return fail(err, errlen, "'vlan' must be 0-%d, not %lld", SW_VLAN_MAX,
+			return sw_fail(err, errlen, "'vlan' must be 0-%d, not %lld", SW_VLAN_MAX,
 				    (long long)json_integer_value(v));
 		req->vlan = (uint16_t)json_integer_value(v);
 		return 0;
@@ -262,7 +232,7 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 	case F_OFPORT: {
 		char buf[32];
 		if ((!json_is_string(v) && !json_is_integer(v)) || scalar_str(v, buf, sizeof buf))
-			return fail(err, errlen, "'%s' must be an integer", fr->name);
+			return sw_fail(err, errlen, "'%s' must be an integer", fr->name);
 		return apply_kv(req, fr->name, buf, err, errlen);
 	}
 	case F_TRUNKS: {
@@ -273,7 +243,7 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 	}
 	case F_OPTIONS: {
 		if (!json_is_object(v))
-			return fail(err, errlen, "'options' must be an object, not %s", sw_json_kind(v));
+			return sw_fail(err, errlen, "'options' must be an object, not %s", sw_json_kind(v));
 		const char *k;
 		json_t *ov;
 		json_object_foreach((json_t *)v, k, ov) {
@@ -282,11 +252,11 @@ static int parse_field(struct ctl_request *req, const struct field_rule *fr, con
 				if (trunks_value(ov, buf, sizeof buf, err, errlen))
 					return -1;
 			} else if (scalar_str(ov, buf, sizeof buf)) {
-				return fail(err, errlen, "option %s must be a string, not %s",
-					    shown(k, sb, sizeof sb), sw_json_kind(ov));
+				return sw_fail(err, errlen, "option %s must be a string, not %s",
+					    sw_shown(k, sb, sizeof sb), sw_json_kind(ov));
 			}
 			if (apply_kv(req, k, buf, e, sizeof e))
-				return fail(err, errlen, "%s", e);
+				return sw_fail(err, errlen, "%s", e);
 		}
 		return 0;
 	}
@@ -306,28 +276,28 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *req, cha
 	char e[320], sb[64];
 	request_init(req);
 	if (len > CTL_MAX_REQUEST)
-		return fail(err, errlen, "request too large (%zu bytes; limit %u)", len, CTL_MAX_REQUEST);
+		return sw_fail(err, errlen, "request too large (%zu bytes; limit %u)", len, CTL_MAX_REQUEST);
 	json_error_t je;
 	json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!j)
-		return fail(err, errlen, "malformed JSON request (column %d: %s)", je.column, je.text);
+		return sw_fail(err, errlen, "malformed JSON request (column %d: %s)", je.column, je.text);
 	int r = -1;
 	if (!json_is_object(j)) {
-		fail(err, errlen, "request must be a JSON object, not %s", sw_json_kind(j));
+		sw_fail(err, errlen, "request must be a JSON object, not %s", sw_json_kind(j));
 		goto out;
 	}
 	json_t *jc = json_object_get(j, "cmd");
 	if (!jc) {
-		fail(err, errlen, "missing field 'cmd'");
+		sw_fail(err, errlen, "missing field 'cmd'");
 		goto out;
 	}
 	if (!json_is_string(jc)) {
-		fail(err, errlen, "'cmd' must be a string, not %s", sw_json_kind(jc));
+		sw_fail(err, errlen, "'cmd' must be a string, not %s", sw_json_kind(jc));
 		goto out;
 	}
 	req->cmd = ctl_cmd_lookup(json_string_value(jc));
 	if (req->cmd == CTL_CMD_NONE) {
-		fail(err, errlen, "unknown command '%s'", shown(json_string_value(jc), sb, sizeof sb));
+		sw_fail(err, errlen, "unknown command '%s'", sw_shown(json_string_value(jc), sb, sizeof sb));
 		goto out;
 	}
 	const char *name = ctl_cmd_name(req->cmd);
@@ -343,7 +313,7 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *req, cha
 			if (!strcmp(fr->name, k))
 				known = true;
 		if (!known) {
-			fail(err, errlen, "%s: unknown field '%s'", name, shown(k, sb, sizeof sb));
+			sw_fail(err, errlen, "%s: unknown field '%s'", name, sw_shown(k, sb, sizeof sb));
 			goto out;
 		}
 	}
@@ -352,13 +322,13 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *req, cha
 		json_t *fv = json_object_get(j, fr->name);
 		if (!fv) {
 			if (fr->required) {
-				fail(err, errlen, "%s: missing field '%s'", name, fr->name);
+				sw_fail(err, errlen, "%s: missing field '%s'", name, fr->name);
 				goto out;
 			}
 			continue;
 		}
 		if (parse_field(req, fr, fv, e, sizeof e)) {
-			fail(err, errlen, "%s: %s", name, e);
+			sw_fail(err, errlen, "%s: %s", name, e);
 			goto out;
 		}
 	}
@@ -366,22 +336,22 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *req, cha
 	switch (req->cmd) {
 	case CTL_CMD_ADD_PORT:
 		if (!req->port_cfg.type[0]) {
-			fail(err, errlen, "add-port: missing type=");
+			sw_fail(err, errlen, "add-port: missing type=");
 			goto out;
 		}
 		if (sw_port_config_validate(&req->port_cfg, e, sizeof e)) {
-			fail(err, errlen, "add-port: %s", e);
+			sw_fail(err, errlen, "add-port: %s", e);
 			goto out;
 		}
 		break;
 	case CTL_CMD_SET_PORT:
 		if (!req->changes.set.n && !req->changes.set_tag && !req->changes.set_trunks) {
-			fail(err, errlen, "set-port: nothing to set (give key=value)");
+			sw_fail(err, errlen, "set-port: nothing to set (give key=value)");
 			goto out;
 		}
 		if (req->changes.set_tag && req->changes.tag && req->changes.set_trunks &&
 		    !sw_vlan_list_empty(req->changes.trunks)) {
-			fail(err, errlen, "set-port: tag and trunks are exclusive");
+			sw_fail(err, errlen, "set-port: tag and trunks are exclusive");
 			goto out;
 		}
 		break;
@@ -391,7 +361,7 @@ int ctl_parse_request(const char *line, size_t len, struct ctl_request *req, cha
 		break;
 	case CTL_CMD_FDB_ADD:
 		if (sw_fdb_static_check(req->vlan, req->mac, e, sizeof e)) {
-			fail(err, errlen, "fdb-add: %s", e);
+			sw_fail(err, errlen, "fdb-add: %s", e);
 			goto out;
 		}
 		break;

@@ -1,5 +1,6 @@
 /* flow.c — flow table, flow-spec parser/formatter, EMC, RCU; see flow.h. */
 #include "switch/flow.h"
+#include "switch/config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -270,18 +271,6 @@ static const struct shorthand shorthands[] = {
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-						      ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /* Unsigned number (decimal, 0x hex) ≤ max, whole string. */
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
@@ -352,7 +341,7 @@ static int parse_field(struct sw_match *m, const struct field *f, const char *va
 {
 	char buf[128];
 	if (strlen(val) >= sizeof(buf))
-		return fail(err, errlen, "bad value for %s: '%.40s...'", f->name, val);
+		return sw_fail(err, errlen, "bad value for %s: '%.40s...'", f->name, val);
 	strcpy(buf, val);
 	char *slash = strchr(buf, '/');
 	if (slash)
@@ -457,10 +446,10 @@ static int parse_field(struct sw_match *m, const struct field *f, const char *va
 	}
 	}
 	if (!ok)
-		return fail(err, errlen, "bad value for %s: '%s'", f->name, val);
+		return sw_fail(err, errlen, "bad value for %s: '%s'", f->name, val);
 	return 0;
 conflict:
-	return fail(err, errlen, "conflicting values for %s", f->name);
+	return sw_fail(err, errlen, "conflicting values for %s", f->name);
 }
 
 static int parse_actions(struct sw_flow_spec *sp, const char *s, char *err, size_t errlen)
@@ -475,7 +464,7 @@ static int parse_actions(struct sw_flow_spec *sp, const char *s, char *err, size
 		char tok[128];
 		size_t n = strcspn(s, ", \t\r\n");
 		if (n >= sizeof(tok))
-			return fail(err, errlen, "unknown action '%.40s...'", s);
+			return sw_fail(err, errlen, "unknown action '%.40s...'", s);
 		memcpy(tok, s, n);
 		tok[n] = '\0';
 		s += n;
@@ -483,7 +472,7 @@ static int parse_actions(struct sw_flow_spec *sp, const char *s, char *err, size
 		if (arg)
 			*arg++ = '\0';
 		if (sp->n_actions == SW_FLOW_MAX_ACTIONS)
-			return fail(err, errlen, "too many actions (max %d)", SW_FLOW_MAX_ACTIONS);
+			return sw_fail(err, errlen, "too many actions (max %d)", SW_FLOW_MAX_ACTIONS);
 		struct sw_action *a = &sp->actions[sp->n_actions];
 		unsigned long u;
 		if (!strcasecmp(tok, "drop") && !arg) {
@@ -500,29 +489,29 @@ static int parse_actions(struct sw_flow_spec *sp, const char *s, char *err, size
 			a->arg = 0;
 		} else if (!strcmp(tok, "output")) {
 			if (!arg || !parse_uint(arg, SW_FLOW_OFPORT_MAX, &u) || u == 0)
-				return fail(err, errlen, "bad value for output: '%s'", arg ? arg : "");
+				return sw_fail(err, errlen, "bad value for output: '%s'", arg ? arg : "");
 			a->type = SW_ACT_OUTPUT;
 			a->arg = (uint16_t)u;
 		} else if (!strcmp(tok, "mod_vlan_vid")) {
 			if (!arg || !parse_uint(arg, 4095, &u))
-				return fail(err, errlen, "bad value for mod_vlan_vid: '%s'",
+				return sw_fail(err, errlen, "bad value for mod_vlan_vid: '%s'",
 					    arg ? arg : "");
 			a->type = SW_ACT_MOD_VLAN_VID;
 			a->arg = (uint16_t)u;
 		} else if (!arg && isdigit((unsigned char)tok[0])) {
 			if (!parse_uint(tok, SW_FLOW_OFPORT_MAX, &u) || u == 0)
-				return fail(err, errlen, "bad value for output: '%s'", tok);
+				return sw_fail(err, errlen, "bad value for output: '%s'", tok);
 			a->type = SW_ACT_OUTPUT;
 			a->arg = (uint16_t)u;
 		} else {
 			if (arg)
 				arg[-1] = ':';
-			return fail(err, errlen, "unknown action '%s'", tok);
+			return sw_fail(err, errlen, "unknown action '%s'", tok);
 		}
 		sp->n_actions++;
 	}
 	if (drop && sp->n_actions)
-		return fail(err, errlen, "drop must be the only action");
+		return sw_fail(err, errlen, "drop must be the only action");
 	return 0;
 }
 
@@ -580,7 +569,7 @@ int sw_flow_spec_parse(const char *s, enum sw_flow_parse_mode mode, struct sw_fl
 		char name[64];
 		size_t n = strcspn(s, "=, \t\r\n");
 		if (n >= sizeof(name))
-			return fail(err, errlen, "unknown field '%.40s...'", s);
+			return sw_fail(err, errlen, "unknown field '%.40s...'", s);
 		memcpy(name, s, n);
 		name[n] = '\0';
 		s += n;
@@ -592,20 +581,20 @@ int sw_flow_spec_parse(const char *s, enum sw_flow_parse_mode mode, struct sw_fl
 					sh = &shorthands[i];
 			if (!sh) {
 				if (!strcmp(name, "actions"))
-					return fail(err, errlen, "missing '=' after actions");
-				return fail(err, errlen, "unknown field '%s'", name);
+					return sw_fail(err, errlen, "missing '=' after actions");
+				return sw_fail(err, errlen, "unknown field '%s'", name);
 			}
 			uint16_t t = sh->dl_type, tm = 0xffff;
 			uint8_t p = (uint8_t)sh->nw_proto, pm = 0xff;
 			if (!merge(&sp->match, KOFF(dl_type), &t, &tm, 2) ||
 			    (sh->nw_proto >= 0 && !merge(&sp->match, KOFF(nw_proto), &p, &pm, 1)))
-				return fail(err, errlen, "conflicting values for %s", name);
+				return sw_fail(err, errlen, "conflicting values for %s", name);
 			continue;
 		}
 		s++; /* '=' */
 		if (!strcmp(name, "actions")) {
 			if (mode == SW_PARSE_MATCH)
-				return fail(err, errlen, "actions not allowed here");
+				return sw_fail(err, errlen, "actions not allowed here");
 			if (parse_actions(sp, s, err, errlen))
 				return -1;
 			sp->has_actions = true;
@@ -614,14 +603,14 @@ int sw_flow_spec_parse(const char *s, enum sw_flow_parse_mode mode, struct sw_fl
 		char val[160];
 		n = strcspn(s, ", \t\r\n");
 		if (n >= sizeof(val))
-			return fail(err, errlen, "bad value for %s: '%.40s...'", name, s);
+			return sw_fail(err, errlen, "bad value for %s: '%.40s...'", name, s);
 		memcpy(val, s, n);
 		val[n] = '\0';
 		s += n;
 		if (!strcmp(name, "priority")) {
 			unsigned long u;
 			if (!parse_uint(val, 0xffff, &u))
-				return fail(err, errlen, "bad value for priority: '%s'", val);
+				return sw_fail(err, errlen, "bad value for priority: '%s'", val);
 			sp->priority = (uint16_t)u;
 			sp->has_priority = true;
 			continue;
@@ -629,7 +618,7 @@ int sw_flow_spec_parse(const char *s, enum sw_flow_parse_mode mode, struct sw_fl
 		if (!strcmp(name, "table")) {
 			unsigned long u;
 			if (!parse_uint(val, 0, &u))
-				return fail(err, errlen, "bad value for table: '%s' (only table 0)", val);
+				return sw_fail(err, errlen, "bad value for table: '%s' (only table 0)", val);
 			continue;
 		}
 		const struct field *f = NULL;
@@ -637,7 +626,7 @@ int sw_flow_spec_parse(const char *s, enum sw_flow_parse_mode mode, struct sw_fl
 			if (!strcmp(name, fields[i].name))
 				f = &fields[i];
 		if (!f)
-			return fail(err, errlen, "unknown field '%s'", name);
+			return sw_fail(err, errlen, "unknown field '%s'", name);
 		if (parse_field(&sp->match, f, val, err, errlen))
 			return -1;
 		if (nused < ARRAY_SIZE(used))
@@ -645,10 +634,10 @@ int sw_flow_spec_parse(const char *s, enum sw_flow_parse_mode mode, struct sw_fl
 	}
 	for (unsigned i = 0; i < nused; i++)
 		if (!prereq_met(&sp->match, used[i]->pre))
-			return fail(err, errlen, "%s requires %s", used[i]->name,
+			return sw_fail(err, errlen, "%s requires %s", used[i]->name,
 				    prereq_text(used[i]->pre));
 	if (mode == SW_PARSE_FLOW && !sp->has_actions)
-		return fail(err, errlen, "missing actions");
+		return sw_fail(err, errlen, "missing actions");
 	return 0;
 }
 
