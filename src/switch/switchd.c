@@ -630,6 +630,10 @@ static int op_pmd_stats(void *arg, struct ctl_reply *r)
 			.idle_cycles = atomic_load_explicit(&p->idle_cycles, memory_order_relaxed),
 			.tsc_hz = vnet_cycles_hz(),
 		};
+		/* The PMD stores its totals one by one: a snapshot may catch
+		 * busy_loops already counted and loops not yet. */
+		if (c.loops < c.busy_loops)
+			c.loops = c.busy_loops;
 		ctl_reply_add_pmd_stats(r, &c);
 	}
 	pthread_mutex_unlock(&sd->lock);
