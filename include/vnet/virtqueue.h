@@ -146,6 +146,10 @@ bool vnet_vq_enable_notify(struct vnet_vq *vq);
 /* Tells the driver kicks are not needed (we are polling). */
 void vnet_vq_disable_notify(struct vnet_vq *vq);
 
+/* How many chains the driver has made available and we have not popped
+ * (0 on a broken or detached queue). */
+unsigned vnet_vq_avail_count(struct vnet_vq *vq);
+
 /* True when the driver has made chains available that were not popped. */
 bool vnet_vq_has_avail(struct vnet_vq *vq);
 

@@ -565,12 +565,18 @@ int main(int argc, char **argv)
 	r.start_ns = now_ns();
 	int rc = run(&r);
 	report(&r, true);
-	if (!o.frontend && o.mode == PG_TX && r.st.tx_packets && !stop_requested) {
-		/* The last burst is in the guest's used ring, but a virtio-user
-		 * driver stops polling RX as soon as the socket closes: give it
-		 * time to take those frames first. */
-		struct timespec ts = {0, 200 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+	if (!o.frontend && o.mode == PG_TX && r.st.tx_packets && !stop_requested &&
+	    r.port->drained) {
+		/* The last bursts are in the guest's used ring, but a virtio-user
+		 * driver stops polling RX as soon as the socket closes: wait (at
+		 * most 2 s) until it has taken them and posted its buffers again. */
+		uint64_t until = now_ns() + 2000000000ull;
+		for (unsigned q = 0; q < o.queues; q++)
+			while (!stop_requested && !r.port->drained(r.port, q) && now_ns() < until) {
+				r.port->service(r.port);
+				struct timespec ts = {0, 1000000};
+				nanosleep(&ts, NULL);
+			}
 	}
 	r.port->close(r.port);
 	free(r.st.rtt_ns);

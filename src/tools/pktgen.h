@@ -50,6 +50,10 @@ struct pg_port {
 	/* Copies frames into the ring; returns how many were taken. */
 	int (*tx)(struct pg_port *p, unsigned qp, const struct iovec *frames, unsigned n);
 	void (*close)(struct pg_port *p);
+	/* Back-end: true when the driver has taken every frame we gave it on
+	 * queue pair qp (all its RX buffers are posted again). NULL: no way to
+	 * tell. */
+	bool (*drained)(struct pg_port *p, unsigned qp);
 	uint64_t connections_closed;
 };
 

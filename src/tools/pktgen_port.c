@@ -131,6 +131,21 @@ static int backend_tx(struct pg_port *p, unsigned qp, const struct iovec *frames
 	return (int)vnet_vhu_tx_burst(&b->dev, qp, ptrs, n);
 }
 
+static bool backend_drained(struct pg_port *p, unsigned qp)
+{
+	struct backend *b = (struct backend *)p;
+	if (!b->connected)
+		return true;
+	enum vnet_vhu_ring_state state;
+	unsigned tok;
+	struct vnet_vq *vq = vnet_vhu_ring_enter(&b->dev, 2 * qp, &state, &tok);
+	if (!vq)
+		return false;
+	bool done = vnet_vq_avail_count(vq) >= vq->size;
+	vnet_vhu_ring_exit(&b->dev, 2 * qp, tok, false);
+	return done;
+}
+
 static void backend_close(struct pg_port *p)
 {
 	struct backend *b = (struct backend *)p;
@@ -170,6 +185,7 @@ static int backend_open(const struct pg_opts *o, struct pg_port **out)
 	b->port.rx = backend_rx;
 	b->port.tx = backend_tx;
 	b->port.close = backend_close;
+	b->port.drained = backend_drained;
 	*out = &b->port;
 	return 0;
 }

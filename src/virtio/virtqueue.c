@@ -455,6 +455,15 @@ void vnet_vq_disable_notify(struct vnet_vq *vq)
 	vring_write16(&vq->used->flags, vring_read16(&vq->used->flags) | VRING_USED_F_NO_NOTIFY);
 }
 
+unsigned vnet_vq_avail_count(struct vnet_vq *vq)
+{
+	if (!queue_usable(vq) || !current_table(vq))
+		return 0;
+	vq->avail_cached = vq->last_avail; /* read the driver's index afresh */
+	int n = avail_pending(vq);
+	return n > 0 ? (unsigned)n : 0;
+}
+
 bool vnet_vq_has_avail(struct vnet_vq *vq)
 {
 	if (!queue_usable(vq) || !current_table(vq))
