@@ -49,7 +49,9 @@ for t in apt-cache apt-get dpkg-deb dpkg-query cpio gzip sha256sum flock; do
 	command -v "$t" >/dev/null || die "missing tool: $t (run scripts/install-deps.sh)"
 done
 [[ -x /bin/busybox ]] || die "missing /bin/busybox (package busybox-static)"
-/bin/busybox --list | grep -qx insmod || die "/bin/busybox lacks insmod (need busybox-static)"
+# grep reads the whole list: with pipefail, grep -q could exit early and
+# leave busybox to die of SIGPIPE, failing the pipeline at random.
+grep -qx insmod <<<"$(/bin/busybox --list)" || die "/bin/busybox lacks insmod (need busybox-static)"
 
 # --- resolve inputs -----------------------------------------------------------
 # One apt-cache call (they are slow): prints "<versioned package> <version>".

@@ -33,7 +33,7 @@ _vnet_install_deps() {
 
 need_qemu() {
 	if ! command -v qemu-system-x86_64 >/dev/null || [[ ! -x /bin/busybox ]] ||
-		! /bin/busybox --list 2>/dev/null | grep -qx insmod || ! command -v cpio >/dev/null; then
+		! grep -qx insmod <<<"$(/bin/busybox --list 2>/dev/null)" || ! command -v cpio >/dev/null; then
 		_vnet_install_deps || return 1
 	fi
 	command -v qemu-system-x86_64 >/dev/null || { echo "peers: qemu-system-x86_64 missing" >&2; return 1; }
