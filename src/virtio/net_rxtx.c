@@ -127,7 +127,7 @@ unsigned vnet_net_enqueue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt 
 		for (unsigned i = 0; i < got; i++)
 			if (chains[i].n_in) {
 				uint8_t *b = chains[i].iov[0].iov_base;
-				uint32_t need = hdr_len + pkts[delivered + i < n ? delivered + i : n - 1]->len;
+				uint32_t need = hdr_len + pkts[delivered + i]->len; /* got <= n - delivered */
 				__builtin_prefetch(b, 1);
 				if (need > 64 && chains[i].iov[0].iov_len > 64)
 					__builtin_prefetch(b + 64, 1);
