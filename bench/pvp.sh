@@ -60,17 +60,10 @@ sw_pid=
 tp_pid=
 fifo_fd=
 
-stop_pid() { # PID SIG SECS
-	local p=$1 i
-	[[ -n $p ]] || return 0
-	kill "-$2" "$p" 2>/dev/null
-	for ((i = 0; i < $3 * 10; i++)); do
-		kill -0 "$p" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
-}
+# stop_pid (and the suite's other helpers); sourced after the defaults above,
+# which lib.sh only fills in when unset.
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
