@@ -1,30 +1,59 @@
 /*
  * vhost_user_frontend.c — vhost-user front-end control plane: guest memory,
- * connection, negotiation, ring setup and orderly stop. The data path is in
- * vhost_user_frontend_io.c. See vnet/vhost_user_frontend.h.
+ * ring layout and orderly stop, on top of the shared protocol session
+ * (vnet/vhost_user_session.h: connection, negotiation, memory table, ring
+ * start/stop). The data path is in vhost_user_frontend_io.c. See
+ * vnet/vhost_user_frontend.h; thread-safety as documented there.
  */
 #include "vnet/vhost_user_frontend.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "vnet/log.h"
+#include "vnet/vhost_user_session.h"
 
 /* Shared with vhost_user_frontend_io.c (declared there too). */
 int vnet_vhu_fe_rings_init(struct vnet_vhu_fe *fe);
 void vnet_vhu_fe_rings_fini(struct vnet_vhu_fe *fe);
 
 #define PAGE 4096u
-#define REPLY_FLAGS (VHOST_USER_VERSION | VHOST_USER_REPLY)
+
+/*
+ * The public struct vnet_vhu_fe keeps its fields (sock, connected, features,
+ * protocol, ...: callers read them, tests close fe->sock to simulate a
+ * crash); the session that owns the conversation lives right behind it, and
+ * the public copies are refreshed from it (fe_sync).
+ */
+struct fe_impl {
+	struct vnet_vhu_fe fe; /* first: a struct vnet_vhu_fe * is a struct fe_impl * */
+	struct vnet_vhu_session session;
+};
+
+static struct vnet_vhu_session *fe_session(struct vnet_vhu_fe *fe)
+{
+	return &((struct fe_impl *)fe)->session;
+}
+
+static void fe_sync(struct vnet_vhu_fe *fe)
+{
+	const struct vnet_vhu_session *s = fe_session(fe);
+	fe->sock = s->sock;
+	fe->connected = s->connected;
+	fe->offered_features = s->offered_features;
+	fe->features = s->features;
+	fe->offered_protocol = s->offered_protocol;
+	fe->protocol = s->protocol;
+	fe->backend_queue_num = s->queue_num > 0xffff ? 0xffff : (unsigned)s->queue_num;
+	fe->status = s->status;
+}
 
 /* Virtio feature bits this driver knows how to run with. */
 static const uint64_t implemented_features =
@@ -44,9 +73,7 @@ uint64_t vnet_vhu_fe_default_features(void)
 
 uint64_t vnet_vhu_fe_supported_protocol_features(void)
 {
-	return VNET_BIT(VHOST_USER_PROTOCOL_F_MQ) | VNET_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
-	       VNET_BIT(VHOST_USER_PROTOCOL_F_NET_MTU) | VNET_BIT(VHOST_USER_PROTOCOL_F_CONFIG) |
-	       VNET_BIT(VHOST_USER_PROTOCOL_F_STATUS);
+	return vnet_vhu_session_supported_protocol_features();
 }
 
 static int fe_err(struct vnet_vhu_fe *fe, int code, const char *fmt, ...)
@@ -63,185 +90,9 @@ static int fe_err(struct vnet_vhu_fe *fe, int code, const char *fmt, ...)
 	return code;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static size_t align_up(size_t v, size_t a)
 {
 	return (v + a - 1) / a * a;
-}
-
-static bool has_proto(const struct vnet_vhu_fe *fe, unsigned bit)
-{
-	return fe->protocol & VNET_BIT(bit);
-}
-
-/* ---- messages ---- */
-
-static int send_req(struct vnet_vhu_fe *fe, uint32_t req, const void *payload, uint32_t size,
-		    const int *fds, unsigned nfds, bool need_reply)
-{
-	struct vnet_vhu_msg msg;
-	memset(&msg, 0, sizeof(msg));
-	msg.request = req;
-	msg.flags = VHOST_USER_VERSION | (need_reply ? VHOST_USER_NEED_REPLY : 0);
-	msg.size = size;
-	if (size)
-		memcpy(&msg.payload, payload, size);
-	int r = vnet_vhu_send(fe->sock, &msg, fds, nfds);
-	if (r == -EPIPE || r == -ECONNRESET)
-		return fe_err(fe, -ECONNRESET, "back-end closed the connection (sending %s)",
-			      vnet_vhu_request_name(req));
-	if (r < 0)
-		return fe_err(fe, r, "cannot send %s: %s", vnet_vhu_request_name(req),
-			      strerror(-r));
-	return 0;
-}
-
-/* Reads the reply to `req` and checks it strictly: flags exactly 0x5, the
- * request echoed, exactly `size` payload bytes, no fds. */
-static int recv_reply(struct vnet_vhu_fe *fe, uint32_t req, struct vnet_vhu_msg *reply,
-		      uint32_t size)
-{
-	const char *name = vnet_vhu_request_name(req);
-	int fds[VHOST_USER_MAX_FDS];
-	unsigned nfds = 0;
-	int r = vnet_vhu_recv(fe->sock, reply, fds, VHOST_USER_MAX_FDS, &nfds);
-	if (r == -EAGAIN || r == -ETIMEDOUT)
-		return fe_err(fe, -ETIMEDOUT, "no reply to %s within %u ms (back-end stuck?)", name,
-			      fe->cfg.io_timeout_ms);
-	if (r == -ECONNRESET || r == -EPROTO)
-		return fe_err(fe, -ECONNRESET, "back-end closed the connection (waiting for the "
-					       "reply to %s)", name);
-	if (r < 0)
-		return fe_err(fe, r == -EBADMSG || r == -EMSGSIZE ? -EPROTO : r,
-			      "bad reply to %s: %s", name, strerror(-r));
-	if (nfds) {
-		vnet_vhu_close_fds(fds, nfds);
-		return fe_err(fe, -EPROTO, "reply to %s carries %u fds", name, nfds);
-	}
-	if (reply->flags != REPLY_FLAGS)
-		return fe_err(fe, -EPROTO, "reply to %s has flags 0x%x, expected 0x%x", name,
-			      reply->flags, REPLY_FLAGS);
-	if (reply->request != req)
-		return fe_err(fe, -EPROTO, "reply to %s names request %u (%s)", name,
-			      reply->request, vnet_vhu_request_name(reply->request));
-	if (reply->size != size)
-		return fe_err(fe, -EPROTO, "reply to %s has %u payload bytes, expected %u", name,
-			      reply->size, size);
-	return 0;
-}
-
-/* A request that changes state: with REPLY_ACK it asks for, and checks, the
- * back-end's status (0 = success). */
-static int request(struct vnet_vhu_fe *fe, uint32_t req, const void *payload, uint32_t size,
-		   const int *fds, unsigned nfds)
-{
-	bool ack = has_proto(fe, VHOST_USER_PROTOCOL_F_REPLY_ACK);
-	int r = send_req(fe, req, payload, size, fds, nfds, ack);
-	if (r < 0 || !ack)
-		return r;
-	struct vnet_vhu_msg reply;
-	r = recv_reply(fe, req, &reply, sizeof(uint64_t));
-	if (r < 0)
-		return r;
-	if (reply.payload.u64 != 0)
-		return fe_err(fe, -EPROTO, "back-end rejected %s (status %llu)",
-			      vnet_vhu_request_name(req), (unsigned long long)reply.payload.u64);
-	return 0;
-}
-
-static int request_u64(struct vnet_vhu_fe *fe, uint32_t req, uint64_t val)
-{
-	return request(fe, req, &val, sizeof(val), NULL, 0);
-}
-
-static int request_state(struct vnet_vhu_fe *fe, uint32_t req, uint32_t index, uint32_t num)
-{
-	struct vnet_vhu_vring_state st = {.index = index, .num = num};
-	return request(fe, req, &st, sizeof(st), NULL, 0);
-}
-
-/* GET_* without payload, answered with a u64. */
-static int get_u64(struct vnet_vhu_fe *fe, uint32_t req, uint64_t *val)
-{
-	int r = send_req(fe, req, NULL, 0, NULL, 0, false);
-	if (r < 0)
-		return r;
-	struct vnet_vhu_msg reply;
-	r = recv_reply(fe, req, &reply, sizeof(uint64_t));
-	if (r == 0)
-		*val = reply.payload.u64;
-	return r;
-}
-
-/* ---- connection ---- */
-
-static int connect_client(struct vnet_vhu_fe *fe)
-{
-	uint64_t deadline = now_ms() + fe->cfg.connect_timeout_ms;
-	unsigned delay = 10;
-	for (;;) {
-		int fd = vnet_vhu_connect(fe->cfg.path);
-		if (fd >= 0)
-			return fd;
-		if (fd != -ENOENT && fd != -ECONNREFUSED)
-			return fe_err(fe, fd, "cannot connect to %s: %s", fe->cfg.path,
-				      strerror(-fd));
-		uint64_t now = now_ms();
-		if (now >= deadline)
-			return fe_err(fe, -ETIMEDOUT, "no back-end listening at %s after %u ms",
-				      fe->cfg.path, fe->cfg.connect_timeout_ms);
-		unsigned left = (unsigned)(deadline - now);
-		sleep_ms(delay < left ? delay : left);
-		delay = delay * 2 > 500 ? 500 : delay * 2;
-	}
-}
-
-static int accept_server(struct vnet_vhu_fe *fe)
-{
-	char err[160];
-	int lfd = vnet_vhu_listen(fe->cfg.path, 0660, err, sizeof(err));
-	if (lfd < 0)
-		return fe_err(fe, lfd, "%s", err);
-	struct pollfd p = {.fd = lfd, .events = POLLIN};
-	uint64_t deadline = now_ms() + fe->cfg.connect_timeout_ms;
-	int fd = -ETIMEDOUT;
-	for (;;) {
-		uint64_t now = now_ms();
-		if (now >= deadline)
-			break;
-		int n = poll(&p, 1, (int)(deadline - now));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fd = -errno;
-			break;
-		}
-		if (n > 0) {
-			fd = vnet_vhu_accept(lfd);
-			break;
-		}
-	}
-	close(lfd);
-	unlink(fe->cfg.path);
-	if (fd == -ETIMEDOUT)
-		return fe_err(fe, fd, "no back-end connected to %s within %u ms", fe->cfg.path,
-			      fe->cfg.connect_timeout_ms);
-	if (fd < 0)
-		return fe_err(fe, fd, "accept on %s: %s", fe->cfg.path, strerror(-fd));
-	return fd;
 }
 
 /* ---- guest memory ---- */
@@ -284,170 +135,93 @@ static int setup_memory(struct vnet_vhu_fe *fe)
 
 static int send_mem_table(struct vnet_vhu_fe *fe)
 {
-	struct vnet_vhu_memory mt;
-	int fds[VHOST_USER_MEM_TABLE_MAX];
+	struct vnet_vhu_session_region regions[VHOST_USER_MEM_TABLE_MAX];
 	unsigned n = fe->cfg.mem_regions;
 	uint64_t slice = fe->mem_size / n;
-	memset(&mt, 0, sizeof(mt));
-	mt.nregions = n;
-	for (unsigned i = 0; i < n; i++) {
-		mt.regions[i].guest_phys_addr = fe->gpa_base + i * slice;
-		mt.regions[i].memory_size = slice;
-		mt.regions[i].userspace_addr = (uint64_t)(uintptr_t)fe->mem + i * slice;
-		mt.regions[i].mmap_offset = i * slice;
-		fds[i] = fe->memfd;
-	}
-	uint32_t size = (uint32_t)(offsetof(struct vnet_vhu_memory, regions) +
-				   n * sizeof(struct vnet_vhu_mem_region));
-	return request(fe, VHOST_USER_SET_MEM_TABLE, &mt, size, fds, n);
+	for (unsigned i = 0; i < n; i++)
+		regions[i] = (struct vnet_vhu_session_region){
+			.gpa = fe->gpa_base + i * slice,
+			.size = slice,
+			.uaddr = (uint64_t)(uintptr_t)fe->mem + i * slice,
+			.fd = fe->memfd,
+			.fd_offset = i * slice,
+		};
+	return vnet_vhu_session_set_mem_table(fe_session(fe), regions, n);
 }
 
 /* ---- negotiation ---- */
 
 static int negotiate_features(struct vnet_vhu_fe *fe)
 {
-	int r = send_req(fe, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0, false);
-	if (r < 0)
-		return r;
-	r = get_u64(fe, VHOST_USER_GET_FEATURES, &fe->offered_features);
-	if (r < 0)
-		return r;
-	if (!(fe->offered_features & VNET_BIT(VIRTIO_F_VERSION_1)))
-		return fe_err(fe, -EPROTO, "back-end does not offer VERSION_1 (features 0x%llx)",
-			      (unsigned long long)fe->offered_features);
-
-	if (fe->offered_features & VNET_BIT(VHOST_USER_F_PROTOCOL_FEATURES)) {
-		r = get_u64(fe, VHOST_USER_GET_PROTOCOL_FEATURES, &fe->offered_protocol);
-		if (r < 0)
-			return r;
-		uint64_t want = vnet_vhu_fe_supported_protocol_features();
-		if (!fe->cfg.mtu)
-			want &= ~VNET_BIT(VHOST_USER_PROTOCOL_F_NET_MTU);
-		uint64_t ack = fe->offered_protocol & want;
-		/* REPLY_ACK applies only once acked: this request is not acked. */
-		r = send_req(fe, VHOST_USER_SET_PROTOCOL_FEATURES, &ack, sizeof(ack), NULL, 0,
-			     false);
-		if (r < 0)
-			return r;
-		fe->protocol = ack;
-	}
-
-	if (has_proto(fe, VHOST_USER_PROTOCOL_F_MQ)) {
-		uint64_t qn = 0;
-		r = get_u64(fe, VHOST_USER_GET_QUEUE_NUM, &qn);
-		if (r < 0)
-			return r;
-		fe->backend_queue_num = qn > 0xffff ? 0xffff : (unsigned)qn;
-		if (fe->nqp > qn)
+	struct vnet_vhu_session *s = fe_session(fe);
+	if (vnet_vhu_session_has_protocol(s, VHOST_USER_PROTOCOL_F_MQ)) {
+		if (fe->nqp > s->queue_num)
 			return fe_err(fe, -EOPNOTSUPP,
 				      "%u queue pairs requested, back-end supports %llu (GET_QUEUE_NUM)",
-				      fe->nqp, (unsigned long long)qn);
+				      fe->nqp, (unsigned long long)s->queue_num);
 	} else if (fe->nqp > 1) {
 		return fe_err(fe, -EOPNOTSUPP,
 			      "%u queue pairs requested, back-end does not support multiqueue "
 			      "(no VHOST_USER_PROTOCOL_F_MQ)", fe->nqp);
 	}
-
-	/* PROTOCOL_FEATURES is acked in SET_FEATURES too (QEMU and DPDK do). */
-	fe->features = fe->cfg.features & fe->offered_features;
-	r = request_u64(fe, VHOST_USER_SET_FEATURES, fe->features);
+	int r = vnet_vhu_session_set_features(s, fe->cfg.features);
 	if (r < 0)
 		return r;
-	fe->hdr_len = vnet_net_hdr_len(fe->features);
-
-	if (has_proto(fe, VHOST_USER_PROTOCOL_F_STATUS)) {
-		fe->status = VNET_VIRTIO_STATUS_ACKNOWLEDGE | VNET_VIRTIO_STATUS_DRIVER |
-			     VNET_VIRTIO_STATUS_FEATURES_OK;
-		r = request_u64(fe, VHOST_USER_SET_STATUS, fe->status);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	fe->hdr_len = vnet_net_hdr_len(s->features);
+	return vnet_vhu_session_set_status(s, VNET_VIRTIO_STATUS_ACKNOWLEDGE |
+						      VNET_VIRTIO_STATUS_DRIVER |
+						      VNET_VIRTIO_STATUS_FEATURES_OK);
 }
 
 /* Reads MAC, status, max pairs and MTU (the first 12 bytes of the config). */
 static int read_config(struct vnet_vhu_fe *fe)
 {
-	if (!has_proto(fe, VHOST_USER_PROTOCOL_F_CONFIG) ||
-	    !(fe->features & (VNET_BIT(VIRTIO_NET_F_MAC) | VNET_BIT(VIRTIO_NET_F_MTU))))
+	struct vnet_vhu_session *s = fe_session(fe);
+	if (!vnet_vhu_session_has_protocol(s, VHOST_USER_PROTOCOL_F_CONFIG) ||
+	    !(s->features & (VNET_BIT(VIRTIO_NET_F_MAC) | VNET_BIT(VIRTIO_NET_F_MTU))))
 		return 0;
-	const uint32_t want = 12, msg_size = 12 + want;
-	struct vnet_vhu_config c;
-	memset(&c, 0, sizeof(c));
-	c.offset = 0;
-	c.size = want;
-	int r = send_req(fe, VHOST_USER_GET_CONFIG, &c, msg_size, NULL, 0, false);
-	if (r < 0)
-		return r;
-	struct vnet_vhu_msg reply;
-	r = recv_reply(fe, VHOST_USER_GET_CONFIG, &reply, msg_size);
-	if (r < 0)
-		return r;
-	if (reply.payload.config.size != want || reply.payload.config.offset != 0)
-		return fe_err(fe, -EPROTO, "GET_CONFIG answered offset %u size %u, expected 0/%u",
-			      reply.payload.config.offset, reply.payload.config.size, want);
 	struct virtio_net_config nc;
 	memset(&nc, 0, sizeof(nc));
-	memcpy(&nc, reply.payload.config.region, want);
-	if (fe->features & VNET_BIT(VIRTIO_NET_F_MAC)) {
+	int r = vnet_vhu_session_get_config(s, 0, &nc, 12);
+	if (r < 0)
+		return r;
+	if (s->features & VNET_BIT(VIRTIO_NET_F_MAC)) {
 		memcpy(fe->mac, nc.mac, sizeof(fe->mac));
 		fe->have_mac = true;
 	}
-	if (fe->features & VNET_BIT(VIRTIO_NET_F_MTU))
+	if (s->features & VNET_BIT(VIRTIO_NET_F_MTU))
 		fe->backend_mtu = nc.mtu;
 	return 0;
 }
 
 static int start_rings(struct vnet_vhu_fe *fe)
 {
-	uint16_t qs = fe->cfg.queue_size;
+	struct vnet_vhu_session *s = fe_session(fe);
+	uint64_t base = (uint64_t)(uintptr_t)fe->mem;
 	for (unsigned i = 0; i < 2 * fe->nqp; i++) {
 		struct vnet_vhu_fe_ring *ring = &fe->rings[i];
-		uint64_t base = (uint64_t)(uintptr_t)fe->mem;
-		struct vnet_vhu_vring_addr a = {
+		struct vnet_vhu_session_ring sr = {
 			.index = i,
-			.desc_user_addr = base + (ring->drv.desc_gpa - fe->gpa_base),
-			.avail_user_addr = base + (ring->drv.avail_gpa - fe->gpa_base),
-			.used_user_addr = base + (ring->drv.used_gpa - fe->gpa_base),
+			.num = fe->cfg.queue_size,
+			.desc = base + (ring->drv.desc_gpa - fe->gpa_base),
+			.avail = base + (ring->drv.avail_gpa - fe->gpa_base),
+			.used = base + (ring->drv.used_gpa - fe->gpa_base),
+			.base = 0,
+			.kick_fd = ring->kick_fd, /* -1 in polling mode: NOFD */
+			.call_fd = ring->call_fd,
 		};
-		int r = request_state(fe, VHOST_USER_SET_VRING_NUM, i, qs);
-		if (r == 0)
-			r = request(fe, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0);
-		if (r == 0)
-			r = request_state(fe, VHOST_USER_SET_VRING_BASE, i, 0);
-		if (r < 0)
-			return r;
-		uint64_t call = i, kick = i;
-		if (fe->cfg.polling) {
-			call |= VHOST_USER_VRING_NOFD;
-			kick |= VHOST_USER_VRING_NOFD;
-			r = request(fe, VHOST_USER_SET_VRING_CALL, &call, sizeof(call), NULL, 0);
-			if (r == 0)
-				r = request(fe, VHOST_USER_SET_VRING_KICK, &kick, sizeof(kick),
-					    NULL, 0);
-		} else {
-			r = request(fe, VHOST_USER_SET_VRING_CALL, &call, sizeof(call),
-				    &ring->call_fd, 1);
-			if (r == 0)
-				r = request(fe, VHOST_USER_SET_VRING_KICK, &kick, sizeof(kick),
-					    &ring->kick_fd, 1);
-		}
+		int r = vnet_vhu_session_start_ring(s, &sr, false);
 		if (r < 0)
 			return r;
 		ring->started = true;
 	}
-	if (fe->features & VNET_BIT(VHOST_USER_F_PROTOCOL_FEATURES)) {
-		for (unsigned i = 0; i < 2 * fe->nqp; i++) {
-			int r = request_state(fe, VHOST_USER_SET_VRING_ENABLE, i, 1);
-			if (r < 0)
-				return r;
-		}
+	/* Enabled only once every ring is set up, as QEMU and Cloud Hypervisor do. */
+	for (unsigned i = 0; i < 2 * fe->nqp; i++) {
+		int r = vnet_vhu_session_enable_ring(s, i, true);
+		if (r < 0)
+			return r;
 	}
-	if (has_proto(fe, VHOST_USER_PROTOCOL_F_STATUS)) {
-		fe->status |= VNET_VIRTIO_STATUS_DRIVER_OK;
-		return request_u64(fe, VHOST_USER_SET_STATUS, fe->status);
-	}
-	return 0;
+	return vnet_vhu_session_set_status(s, s->status | VNET_VIRTIO_STATUS_DRIVER_OK);
 }
 
 static int check_config(struct vnet_vhu_fe *fe, const struct vnet_vhu_fe_config *cfg)
@@ -529,9 +303,12 @@ static void close_fd(int *fd)
 int vnet_vhu_fe_open(struct vnet_vhu_fe **out, const struct vnet_vhu_fe_config *cfg)
 {
 	*out = NULL;
-	struct vnet_vhu_fe *fe = calloc(1, sizeof(*fe));
-	if (!fe)
+	struct fe_impl *impl = calloc(1, sizeof(*impl));
+	if (!impl)
 		return -ENOMEM;
+	struct vnet_vhu_fe *fe = &impl->fe;
+	struct vnet_vhu_session *s = &impl->session;
+	vnet_vhu_session_init(s);
 	fe->sock = fe->memfd = -1;
 	for (unsigned i = 0; i < 2 * VNET_VHU_FE_MAX_QUEUE_PAIRS; i++)
 		fe->rings[i].kick_fd = fe->rings[i].call_fd = -1;
@@ -539,24 +316,30 @@ int vnet_vhu_fe_open(struct vnet_vhu_fe **out, const struct vnet_vhu_fe_config *
 	int r = check_config(fe, cfg);
 	if (r < 0)
 		goto fail;
-	r = fe->cfg.server ? accept_server(fe) : connect_client(fe);
+	uint64_t protocol = vnet_vhu_fe_supported_protocol_features();
+	if (!fe->cfg.mtu)
+		protocol &= ~VNET_BIT(VHOST_USER_PROTOCOL_F_NET_MTU);
+	struct vnet_vhu_session_config sc = {
+		.name = fe->name,
+		.log_prefix = "vhost-user front-end",
+		.path = fe->cfg.path,
+		.server = fe->cfg.server,
+		.connect_timeout_ms = fe->cfg.connect_timeout_ms,
+		.io_timeout_ms = fe->cfg.io_timeout_ms,
+		.protocol_features = protocol,
+	};
+	r = vnet_vhu_session_connect(s, &sc);
+	fe_sync(fe);
 	if (r < 0)
 		goto fail;
-	fe->sock = r;
-	fe->connected = true;
-	r = vnet_vhu_set_timeout(fe->sock, fe->cfg.io_timeout_ms);
-	if (r < 0) {
-		fe_err(fe, r, "cannot set the socket timeout: %s", strerror(-r));
-		goto fail;
-	}
 	if ((r = negotiate_features(fe)) < 0 || (r = read_config(fe)) < 0)
 		goto fail;
-	if (fe->cfg.mtu && (fe->features & VNET_BIT(VIRTIO_NET_F_MTU)) &&
-	    has_proto(fe, VHOST_USER_PROTOCOL_F_NET_MTU)) {
-		r = request_u64(fe, VHOST_USER_NET_SET_MTU, fe->cfg.mtu);
+	if (fe->cfg.mtu && (s->features & VNET_BIT(VIRTIO_NET_F_MTU))) {
+		r = vnet_vhu_session_set_mtu(s, fe->cfg.mtu);
 		if (r < 0)
 			goto fail;
 	}
+	fe_sync(fe); /* the data path reads fe->features */
 	if ((r = setup_memory(fe)) < 0 || (r = create_eventfds(fe)) < 0)
 		goto fail;
 	r = vnet_vhu_fe_rings_init(fe);
@@ -566,6 +349,7 @@ int vnet_vhu_fe_open(struct vnet_vhu_fe **out, const struct vnet_vhu_fe_config *
 	}
 	if ((r = send_mem_table(fe)) < 0 || (r = start_rings(fe)) < 0)
 		goto fail;
+	fe_sync(fe);
 	vnet_info("vhost-user front-end %s: running, %u queue pair(s) of %u, features 0x%llx, "
 		  "protocol 0x%llx%s",
 		  fe->name, fe->nqp, fe->cfg.queue_size, (unsigned long long)fe->features,
@@ -576,6 +360,7 @@ fail:
 	/* Don't talk to a back-end that failed us; just drop the connection. */
 	for (unsigned i = 0; i < 2 * VNET_VHU_FE_MAX_QUEUE_PAIRS; i++)
 		fe->rings[i].started = false;
+	fe_sync(fe);
 	fe->connected = false;
 	vnet_vhu_fe_close(fe);
 	return r;
@@ -606,43 +391,37 @@ static void drain_tx(struct vnet_vhu_fe *fe, unsigned ms)
 
 int vnet_vhu_fe_stop(struct vnet_vhu_fe *fe)
 {
+	struct vnet_vhu_session *s = fe_session(fe);
+	if (fe->sock != s->sock) {
+		/* The owner closed fe->sock itself (a simulated crash): the fd is
+		 * no longer ours to use or to close. */
+		s->sock = -1;
+		s->connected = false;
+	}
 	int first = 0;
-	if (fe->connected) {
+	if (fe->connected && s->connected) {
 		bool alive = true;
 		drain_tx(fe, 1000);
-		if (fe->features & VNET_BIT(VHOST_USER_F_PROTOCOL_FEATURES)) {
-			for (unsigned i = 0; alive && i < 2 * fe->nqp; i++) {
-				if (!fe->rings[i].started)
-					continue;
-				int r = request_state(fe, VHOST_USER_SET_VRING_ENABLE, i, 0);
-				if (r < 0) {
-					first = r;
-					alive = false;
-				}
+		for (unsigned i = 0; alive && i < 2 * fe->nqp; i++) {
+			if (!fe->rings[i].started)
+				continue;
+			int r = vnet_vhu_session_enable_ring(s, i, false);
+			if (r < 0) {
+				first = r;
+				alive = false;
 			}
 		}
 		for (unsigned i = 0; alive && i < 2 * fe->nqp; i++) {
 			if (!fe->rings[i].started)
 				continue;
-			struct vnet_vhu_vring_state st = {.index = i, .num = 0};
-			struct vnet_vhu_msg reply;
-			int r = send_req(fe, VHOST_USER_GET_VRING_BASE, &st, sizeof(st), NULL, 0,
-					 false);
-			if (r == 0)
-				r = recv_reply(fe, VHOST_USER_GET_VRING_BASE, &reply, sizeof(st));
-			if (r == 0 && reply.payload.state.index != i)
-				r = fe_err(fe, -EPROTO, "GET_VRING_BASE for ring %u answered ring %u",
-					   i, reply.payload.state.index);
+			int r = vnet_vhu_session_stop_ring(s, i, &fe->rings[i].last_avail);
 			if (r < 0) {
 				first = r;
 				alive = false;
-				break;
 			}
-			fe->rings[i].last_avail = (uint16_t)reply.payload.state.num;
 		}
-		if (alive && has_proto(fe, VHOST_USER_PROTOCOL_F_STATUS)) {
-			fe->status = 0;
-			int r = request_u64(fe, VHOST_USER_SET_STATUS, 0);
+		if (alive) {
+			int r = vnet_vhu_session_set_status(s, 0);
 			if (r < 0)
 				first = r;
 		}
@@ -652,28 +431,19 @@ int vnet_vhu_fe_stop(struct vnet_vhu_fe *fe)
 		close_fd(&fe->rings[i].kick_fd);
 		close_fd(&fe->rings[i].call_fd);
 	}
-	close_fd(&fe->sock);
-	fe->connected = false;
+	vnet_vhu_session_close(s);
+	fe_sync(fe);
 	return first;
 }
 
 int vnet_vhu_fe_check(struct vnet_vhu_fe *fe)
 {
-	if (!fe->connected || fe->sock < 0)
+	struct vnet_vhu_session *s = fe_session(fe);
+	if (!fe->connected || fe->sock < 0 || fe->sock != s->sock)
 		return -ENOTCONN;
-	struct pollfd p = {.fd = fe->sock, .events = POLLIN};
-	if (poll(&p, 1, 0) <= 0)
-		return 0;
-	char c;
-	ssize_t n = recv(fe->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		fe->connected = false;
-		vnet_warn("vhost-user front-end %s: back-end disconnected", fe->name);
-		return -ECONNRESET;
-	}
-	if (n > 0)
-		return fe_err(fe, -EPROTO, "back-end sent an unsolicited message");
-	return 0;
+	int r = vnet_vhu_session_check(s);
+	fe->connected = s->connected;
+	return r;
 }
 
 int vnet_vhu_fe_call_fd(const struct vnet_vhu_fe *fe, unsigned ring)
@@ -690,5 +460,5 @@ void vnet_vhu_fe_close(struct vnet_vhu_fe *fe)
 	if (fe->mem)
 		munmap(fe->mem, fe->mem_size);
 	close_fd(&fe->memfd);
-	free(fe);
+	free((struct fe_impl *)fe);
 }

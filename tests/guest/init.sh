@@ -13,6 +13,12 @@
 #   vnet.lab=1           also load kvm/vhost/tap/tun modules ("lab VM")
 #   vnet.modules=a,b     extra modules from /lib/modules to load, in order
 #   vnet.shell=1         open a console shell instead of powering off (debug)
+#   vnet.exit=port       end by writing the test's rc to I/O port 0x501 (the
+#                        debug-exit port of vnet-vmm and QEMU's isa-debug-exit)
+#                        with /bin/vnet-outb if present (the lab adds it:
+#                        Debian's kernels lack /dev/port), else /dev/port;
+#                        then reboot (reboot=k: i8042 reset) if still alive.
+#                        Without ACPI a Linux poweroff only halts the CPU.
 # A test script can also be added as /test.sh by appending a second cpio
 # archive to the initramfs (see tests/lib/qemu.sh: vnet_guest_initrd).
 #
@@ -23,7 +29,7 @@
 #   VNET-TEST start
 #   VNET-RESULT: text    (printed by the test through `result text`)
 #   VNET-DONE rc=N       (exit status of the test; 124/137 on timeout)
-#   VNET-POWEROFF
+#   VNET-POWEROFF | VNET-EXIT port rc=N
 
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 umask 022
@@ -144,6 +150,23 @@ echo "VNET-DONE rc=$rc uptime=$up"
 if [ "${VNET_SHELL:-0}" = 1 ]; then
 	echo "VNET-SHELL (exit to power off)"
 	setsid cttyhack sh
+fi
+
+if [ "${VNET_EXIT:-}" = port ]; then
+	echo "VNET-EXIT port rc=$rc"
+	sync
+	if [ -x /bin/vnet-outb ]; then
+		/bin/vnet-outb 0x501 $((rc & 255))
+	else
+		# The byte written is the exit status: octal escape for printf.
+		# shellcheck disable=SC2059
+		printf "\\$(printf %o $((rc & 255)))" |
+			dd of=/dev/port bs=1 seek=1281 count=1 conv=notrunc
+	fi
+	sleep 1
+	echo "VNET-EXIT port 0x501 did not end the VM, rebooting"
+	reboot -f
+	sleep 5
 fi
 
 echo "VNET-POWEROFF"

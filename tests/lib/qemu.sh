@@ -3,7 +3,7 @@
 # serial console.  Source it from bash:  . "$repo/tests/lib/qemu.sh"
 #
 #   vnet_guest_ensure                 build/refresh the cached guest (quiet unless it builds)
-#   vnet_guest_initrd SCRIPT OUT      OUT = base initramfs + SCRIPT as /test.sh
+#   vnet_guest_initrd SCRIPT OUT [BASE]   OUT = BASE (default: the guest initramfs) + SCRIPT as /test.sh
 #   vnet_qemu_start LOG [opts...]     boot in the background; sets VNET_QEMU_PID
 #   vnet_qemu_wait_marker LOG REGEX [TIMEOUT]   0 found, 1 timeout, 2 QEMU gone
 #   vnet_qemu_wait_exit [TIMEOUT]     wait for VNET_QEMU_PID, kill it after TIMEOUT
@@ -19,6 +19,7 @@
 #   --ip ADDR/LEN        guest eth0 address (vnet.ip=)
 #   --append 'k=v ...'   more kernel parameters (e.g. vnet.peer=..., vnet.timeout=...)
 #   --mem MB             guest memory (default 256)
+#   --initrd FILE        boot FILE instead of the guest initramfs (e.g. the lab VM's)
 #   --vhost-user SOCK    vhost-user NIC; QEMU connects (client) to a backend's socket
 #   --vhost-user-server SOCK   vhost-user NIC; QEMU listens (backend connects, client=1)
 #   --tap IFNAME         tap NIC (needs root and /dev/net/tun; QEMU creates the tap)
@@ -49,14 +50,15 @@ vnet_guest_ensure() {
 	return 0
 }
 
-# vnet_guest_initrd SCRIPT OUT: base initramfs with SCRIPT appended as /test.sh
-# (the kernel unpacks concatenated compressed cpio archives in order).
+# vnet_guest_initrd SCRIPT OUT [BASE]: BASE (default the guest initramfs) with
+# SCRIPT appended as /test.sh (the kernel unpacks concatenated compressed cpio
+# archives in order).
 vnet_guest_initrd() {
-	local script=$1 out=$2 d
+	local script=$1 out=$2 base=${3:-$VNET_GUEST_DIR/initramfs.cpio.gz} d
 	d=$(mktemp -d) || return 1
 	install -m 755 "$script" "$d/test.sh"
 	{
-		cat "$VNET_GUEST_DIR/initramfs.cpio.gz"
+		cat "$base"
 		(cd "$d" && echo test.sh | cpio -o -H newc --owner 0:0 --quiet | gzip -n)
 	} >"$out"
 	local rc=$?
@@ -68,6 +70,7 @@ vnet_qemu_start() {
 	local log=$1
 	shift
 	local mem=256 script= cmd= ip= append= netns= mac= nic=0 shared=0
+	local initrd=$VNET_GUEST_DIR/initramfs.cpio.gz
 	local -a nics=() extra=()
 	while (($#)); do
 		case $1 in
@@ -76,6 +79,7 @@ vnet_qemu_start() {
 		--ip) ip=$2; shift ;;
 		--append) append+=" $2"; shift ;;
 		--mem) mem=$2; shift ;;
+		--initrd) initrd=$2; shift ;;
 		--mac) mac=$2; shift ;;
 		--netns) netns=$2; shift ;;
 		--qemu-arg) extra+=("$2"); shift ;;
@@ -102,10 +106,9 @@ vnet_qemu_start() {
 		shift
 	done
 
-	local initrd=$VNET_GUEST_DIR/initramfs.cpio.gz
 	if [[ -n $script ]]; then
+		vnet_guest_initrd "$script" "$log.initrd" "$initrd" || return 1
 		initrd=$log.initrd
-		vnet_guest_initrd "$script" "$initrd" || return 1
 	fi
 	local kargs="console=ttyS0 panic=-1 quiet"
 	[[ -n $ip ]] && kargs+=" vnet.ip=$ip"

@@ -1,0 +1,488 @@
+/*
+ * test_vmm_vhost_user — vnet-vmm's vhost-user back-end (net_vhost_user.c)
+ * against libvnet's real vhost-user back-end (struct vnet_vhu_dev served by a
+ * thread of this test), without KVM. A fake VM (struct vmm) has its RAM in a
+ * memfd laid out as vnet-vmm's: low RAM at GPA 0, the rest at 4 GiB (fd
+ * offset low_size). The test is the guest driver (libvnet's driver-side
+ * virtqueue, programming the virtio_dev through the transports' register
+ * helpers; kicks are writes to the kick eventfds, as KVM's ioeventfd does)
+ * and the back-end's data plane (vnet_vhu_ring_enter on the test thread).
+ * Checked: features, the memory table, frames both ways with the call
+ * eventfd firing (no VMM thread involved), reset and restart, a back-end
+ * that hangs up (NEEDS_RESET, then a reconnect at the next DRIVER_OK), a
+ * ring the back-end finds broken (SET_VRING_ERR → NEEDS_RESET), server=on,
+ * the start-up error for a dead socket, and no fd leaks.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testmem.h"
+#include "vhu_peer.h"
+#include "vnet/net.h"
+#include "vnet/vhost_user_backend.h"
+#include "vnet/virtqueue_driver.h"
+#include "vmm/net_dev.h"
+#include "vmm/virtio_dev.h"
+#include "vmm/vmm.h"
+
+#define LOW      (4u << 20)
+#define HIGH     (4u << 20)
+#define QSIZE    64
+#define RXQ_GPA  0x10000ull
+#define TXQ_GPA  (VMM_HIGH_RAM_BASE + 0x10000ull) /* rings in the high region */
+#define TXB_GPA  (VMM_HIGH_RAM_BASE + 0x100000ull)
+#define RXB_GPA  0x100000ull
+#define HDR      12u
+#define VIRTIO_ID_NET 1
+
+#define F_V1  VNET_BIT(VIRTIO_F_VERSION_1)
+#define F_IND VNET_BIT(VIRTIO_F_RING_INDIRECT_DESC)
+#define F_EVT VNET_BIT(VIRTIO_F_RING_EVENT_IDX)
+#define F_MAC VNET_BIT(VIRTIO_NET_F_MAC)
+#define F_PF  VNET_BIT(VHOST_USER_F_PROTOCOL_FEATURES)
+
+/* ---- libvnet's back-end in a thread ---- */
+
+struct be {
+	char path[108];
+	bool connects;
+	struct vnet_vhu_dev dev;
+	int lfd;
+	pthread_t thread;
+	atomic_bool stop, up, started;
+};
+
+static void *be_thread(void *arg)
+{
+	struct be *b = arg;
+	int sock = -1;
+	for (int i = 0; i < 500 && sock < 0 && !atomic_load(&b->stop); i++) {
+		if (b->connects) {
+			sock = vnet_vhu_connect(b->path);
+			if (sock < 0)
+				usleep(10000);
+		} else {
+			struct pollfd p = {.fd = b->lfd, .events = POLLIN};
+			if (poll(&p, 1, 10) == 1)
+				sock = vnet_vhu_accept(b->lfd);
+		}
+	}
+	struct vnet_vhu_backend_config cfg = {.name = "be", .max_queue_pairs = 1,
+					      .io_timeout_ms = 500};
+	if (sock < 0 || vnet_vhu_dev_init(&b->dev, &cfg, sock) < 0) {
+		if (sock >= 0)
+			close(sock);
+		return NULL;
+	}
+	atomic_store(&b->up, true);
+	while (!atomic_load(&b->stop)) {
+		struct pollfd p = {.fd = b->dev.sock, .events = POLLIN};
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		int r = vnet_vhu_dev_handle(&b->dev);
+		if (r < 0 && r != -EAGAIN)
+			break;
+	}
+	vnet_vhu_dev_fini(&b->dev);
+	return NULL;
+}
+
+static void be_start(struct be *b, const char *path)
+{
+	memset(b, 0, sizeof(*b));
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	b->lfd = -1;
+	char err[128];
+	b->lfd = vnet_vhu_listen(b->path, 0600, err, sizeof(err));
+	assert_true(b->lfd >= 0);
+	assert_int_equal(pthread_create(&b->thread, NULL, be_thread, b), 0);
+	atomic_store(&b->started, true);
+}
+
+static void be_start_client(struct be *b, const char *path)
+{
+	memset(b, 0, sizeof(*b));
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	b->lfd = -1;
+	b->connects = true;
+	assert_int_equal(pthread_create(&b->thread, NULL, be_thread, b), 0);
+	atomic_store(&b->started, true);
+}
+
+static void be_stop(struct be *b)
+{
+	if (!atomic_exchange(&b->started, false))
+		return;
+	atomic_store(&b->stop, true);
+	pthread_join(b->thread, NULL);
+	if (b->lfd >= 0) {
+		close(b->lfd);
+		unlink(b->path);
+		b->lfd = -1;
+	}
+}
+
+/* ---- the fake VM and device (as net_dev.c) ---- */
+
+static struct vmm vm;
+static struct net_dev nd;
+static struct be be;
+static struct vnet_vq_driver rxd, txd;
+static char sock_path[108];
+static unsigned fds_before;
+
+static uint64_t dev_features(struct virtio_dev *dev)
+{
+	(void)dev;
+	return F_MAC | VNET_BIT(VIRTIO_NET_F_STATUS) | nd.backend->features(&nd);
+}
+
+static void dev_config_read(struct virtio_dev *dev, uint32_t off, void *data, uint32_t len)
+{
+	(void)dev;
+	memcpy(data, nd.config + off, len);
+}
+
+static int dev_activate(struct virtio_dev *dev)
+{
+	nd.features = dev->driver_features;
+	return nd.backend->start(&nd);
+}
+
+static void dev_deactivate(struct virtio_dev *dev)
+{
+	(void)dev;
+	nd.backend->stop(&nd);
+}
+
+static const struct virtio_dev_ops dev_ops = {
+	.features = dev_features,
+	.config_read = dev_config_read,
+	.activate = dev_activate,
+	.deactivate = dev_deactivate,
+};
+
+static uint8_t *host(uint64_t gpa)
+{
+	return vmm_gpa_to_host(&vm, gpa, 1);
+}
+
+static void make_vm(void)
+{
+	memset(&vm, 0, sizeof(vm));
+	vm.mem_fd = vhu_memfd("vnet-vmm-vhu-test", LOW + HIGH, (void **)&vm.mem);
+	vm.mem_size = LOW + HIGH;
+	vm.low_size = LOW;
+	vm.nregions = 2;
+	vm.regions[0] = (struct vnet_mem_region){
+		.gpa = 0, .size = LOW, .uaddr = (uintptr_t)vm.mem, .host = vm.mem};
+	vm.regions[1] = (struct vnet_mem_region){.gpa = VMM_HIGH_RAM_BASE, .size = HIGH,
+						 .uaddr = (uintptr_t)vm.mem + LOW,
+						 .host = vm.mem + LOW};
+}
+
+/* The device with its back-end opened on sock_path; not started. */
+static int open_device(bool server)
+{
+	memset(&nd, 0, sizeof(nd));
+	snprintf(nd.name, sizeof(nd.name), "net0");
+	snprintf(nd.cfg.socket, sizeof(nd.cfg.socket), "%s", sock_path);
+	nd.cfg.mode = NET_MODE_VHOST_USER;
+	nd.cfg.socket_server = server;
+	nd.vdev.name = nd.name;
+	nd.vdev.vmm = &vm;
+	nd.backend = &net_backend_vhost_user;
+	int rc = nd.backend->open(&nd);
+	if (rc < 0)
+		return rc;
+	assert_int_equal(virtio_dev_init(&nd.vdev, &vm, nd.name, VIRTIO_ID_NET, 2, 256,
+					 sizeof(nd.config), &dev_ops, &nd),
+			 0);
+	return 0;
+}
+
+/* What a driver does from reset to DRIVER_OK; true when the device runs. */
+static bool driver_start(uint64_t features)
+{
+	struct virtio_dev *dev = &nd.vdev;
+	virtio_dev_write_status(dev, 0);
+	virtio_dev_write_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	dev->driver_features_sel = 0;
+	virtio_dev_write_driver_features(dev, (uint32_t)features);
+	dev->driver_features_sel = 1;
+	virtio_dev_write_driver_features(dev, (uint32_t)(features >> 32));
+	virtio_dev_write_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+					     VIRTIO_STATUS_FEATURES_OK);
+	assert_true(dev->status & VIRTIO_STATUS_FEATURES_OK);
+	struct vnet_vq_driver *drv[2] = {&rxd, &txd};
+	uint64_t ring[2] = {RXQ_GPA, TXQ_GPA};
+	for (unsigned i = 0; i < 2; i++) {
+		struct vnet_vq_driver_config c = {
+			.size = QSIZE, .ring_host = host(ring[i]), .ring_gpa = ring[i],
+			.features = features, .name = i ? "guest/tx" : "guest/rx"};
+		memset(host(ring[i]), 0, vnet_vq_driver_ring_bytes(QSIZE));
+		assert_int_equal(vnet_vq_driver_init(drv[i], &c), 0);
+		dev->queue_sel = (uint16_t)i;
+		virtio_dev_write_queue_size(dev, QSIZE);
+		struct virtio_queue *q = virtio_dev_selected_queue(dev);
+		q->desc = drv[i]->desc_gpa;
+		q->avail = drv[i]->avail_gpa;
+		q->used = drv[i]->used_gpa;
+		virtio_dev_write_queue_ready(dev, true);
+	}
+	virtio_dev_write_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+					     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	return dev->active;
+}
+
+static void driver_reset(void)
+{
+	virtio_dev_write_status(&nd.vdev, 0);
+	vnet_vq_driver_fini(&rxd);
+	vnet_vq_driver_fini(&txd);
+}
+
+static void close_device(void)
+{
+	driver_reset();
+	nd.backend->close(&nd);
+	virtio_dev_destroy(&nd.vdev);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	static unsigned seq;
+	snprintf(sock_path, sizeof(sock_path), "/tmp/vnet-vmm-vhu-test-%d-%u.sock", (int)getpid(),
+		 seq++);
+	fds_before = vhu_count_fds();
+	testlog_capture();
+	make_vm();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	be_stop(&be);
+	munmap(vm.mem, LOW + HIGH);
+	close(vm.mem_fd);
+	unlink(sock_path);
+	testlog_release();
+	unsigned after = vhu_count_fds();
+	if (after != fds_before) {
+		fprintf(stderr, "fd leak: %u fds before, %u after\n", fds_before, after);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- guest and back-end data plane ---- */
+
+static void kick(struct vnet_vq_driver *drv, unsigned q)
+{
+	if (vnet_vq_driver_kick_prepare(drv))
+		eventfd_write(nd.vdev.q[q].kick_fd, 1);
+}
+
+static bool wait_call(unsigned q, int ms)
+{
+	struct pollfd p = {.fd = nd.vdev.q[q].call_fd, .events = POLLIN};
+	if (poll(&p, 1, ms) != 1)
+		return false;
+	uint64_t v;
+	return read(p.fd, &v, 8) == 8;
+}
+
+static enum vnet_vhu_ring_state ring_state(unsigned ring)
+{
+	return (enum vnet_vhu_ring_state)atomic_load(&be.dev.rings[ring].state);
+}
+
+/* The back-end runs `ring` for one burst: pops a chain and checks or fills it. */
+static int device_burst(unsigned ring, uint8_t fill, uint32_t len)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		enum vnet_vhu_ring_state st;
+		unsigned tok;
+		struct vnet_vq *vq = vnet_vhu_ring_enter(&be.dev, ring, &st, &tok);
+		if (!vq) {
+			usleep(1000);
+			continue;
+		}
+		struct vnet_vq_chain ch;
+		struct iovec iov[4];
+		int got = -1;
+		if (vnet_vq_pop(vq, &ch, iov, 4) == 1) {
+			uint8_t *p = iov[0].iov_base;
+			if (ring == NET_DEV_TXQ) {
+				got = (int)iov[0].iov_len;
+				for (int k = HDR; k < got; k++)
+					if (p[k] != fill)
+						got = -2;
+				vnet_vq_push(vq, ch.head, 0);
+			} else {
+				memset(p, 0, HDR);
+				((struct virtio_net_hdr_mrg_rxbuf *)p)->num_buffers = 1;
+				memset(p + HDR, fill, len);
+				vnet_vq_push(vq, ch.head, HDR + len);
+				got = (int)(HDR + len);
+			}
+		}
+		vnet_vhu_ring_exit(&be.dev, ring, tok, vnet_vq_flush(vq));
+		if (got != -1 || vnet_vq_is_broken(vq))
+			return got;
+		usleep(1000);
+	}
+	return -1;
+}
+
+/* Guest TX of one frame from the high region, RX of one into the low one. */
+static void traffic(uint8_t fill)
+{
+	memset(host(TXB_GPA), 0, HDR);
+	memset(host(TXB_GPA) + HDR, fill, 100);
+	struct vnet_buf tb = {.addr = TXB_GPA, .len = HDR + 100};
+	assert_int_equal(vnet_vq_driver_add(&txd, &tb, 1, 0, host(TXB_GPA), false), 0);
+	kick(&txd, NET_DEV_TXQ);
+	assert_int_equal(device_burst(NET_DEV_TXQ, fill, 0), HDR + 100);
+	assert_true(wait_call(NET_DEV_TXQ, 1000)); /* the back-end wrote the irqfd's eventfd */
+
+	struct vnet_buf rb = {.addr = RXB_GPA, .len = 2048};
+	assert_int_equal(vnet_vq_driver_add(&rxd, &rb, 0, 1, host(RXB_GPA), false), 0);
+	kick(&rxd, NET_DEV_RXQ);
+	assert_int_equal(device_burst(NET_DEV_RXQ, (uint8_t)~fill, 200), HDR + 200);
+	assert_true(wait_call(NET_DEV_RXQ, 1000));
+	uint32_t written = 0;
+	assert_ptr_equal(vnet_vq_driver_get_used(&rxd, &written), host(RXB_GPA));
+	assert_int_equal(written, HDR + 200);
+	assert_int_equal(host(RXB_GPA)[HDR + 199], (uint8_t)~fill);
+	assert_ptr_equal(vnet_vq_driver_get_used(&txd, &written), host(TXB_GPA));
+}
+
+static bool wait_needs_reset(int ms)
+{
+	for (int i = 0; i < ms && !atomic_load(&nd.vdev.needs_reset); i++)
+		usleep(1000);
+	return atomic_load(&nd.vdev.needs_reset);
+}
+
+/* ---- tests ---- */
+
+static void test_run_reset_restart(void **state)
+{
+	(void)state;
+	be_start(&be, sock_path);
+	assert_int_equal(open_device(false), 0);
+	/* the back-end's data-path features; no MQ, no PROTOCOL_FEATURES */
+	assert_int_equal(nd.backend->features(&nd), F_V1 | F_IND | F_EVT);
+	assert_true(driver_start(F_V1 | F_EVT | F_MAC));
+	assert_true(nd.vdev.irq_bypass);
+	/* the back-end got the guest's data-path features, not MAC (the VMM's) */
+	assert_int_equal(be.dev.acked_features, F_V1 | F_EVT | F_PF);
+	assert_int_equal(be.dev.nmaps, 2);
+	assert_int_equal(ring_state(0), VNET_VHU_RING_ENABLED);
+	assert_int_equal(ring_state(1), VNET_VHU_RING_ENABLED);
+	traffic(0x5a);
+
+	driver_reset(); /* GET_VRING_BASE: the back-end lets go of the rings */
+	assert_int_equal(ring_state(0), VNET_VHU_RING_STOPPED);
+	assert_int_equal(ring_state(1), VNET_VHU_RING_STOPPED);
+	assert_false(nd.vdev.irq_bypass);
+	assert_true(driver_start(F_V1 | F_IND));
+	assert_int_equal(be.dev.acked_features, F_V1 | F_IND | F_PF);
+	traffic(0x33);
+	assert_int_equal(testlog_count_containing("needs reset"), 0);
+	close_device();
+}
+
+static void test_hangup_then_reconnect(void **state)
+{
+	(void)state;
+	be_start(&be, sock_path);
+	assert_int_equal(open_device(false), 0);
+	assert_true(driver_start(F_V1 | F_EVT));
+	be_stop(&be);
+	assert_true(wait_needs_reset(2000));
+	assert_int_equal(testlog_count_containing("hung up; device needs reset"), 1);
+	/* the guest resets; the back-end is still gone: DRIVER_OK fails cleanly */
+	driver_reset();
+	assert_false(driver_start(F_V1 | F_EVT));
+	assert_true(testlog_count_containing("no back-end listening at") >= 1);
+	driver_reset();
+	/* it comes back; the next DRIVER_OK reconnects */
+	be_start(&be, sock_path);
+	assert_true(driver_start(F_V1 | F_EVT));
+	traffic(0x77);
+	close_device();
+}
+
+static void test_broken_ring_reported(void **state)
+{
+	(void)state;
+	be_start(&be, sock_path);
+	assert_int_equal(open_device(false), 0);
+	assert_true(driver_start(F_V1));
+	/* an avail index more than a ring ahead: the back-end's queue breaks */
+	txd.avail->idx = QSIZE + 7;
+	eventfd_write(nd.vdev.q[NET_DEV_TXQ].kick_fd, 1);
+	device_burst(NET_DEV_TXQ, 0, 0);
+	assert_true(wait_needs_reset(2000));
+	assert_int_equal(testlog_count_containing("found queue 1 broken"), 1);
+	driver_reset();
+	assert_true(driver_start(F_V1)); /* and the device recovers */
+	traffic(0x11);
+	close_device();
+}
+
+static void test_server_mode(void **state)
+{
+	(void)state;
+	be_start_client(&be, sock_path);
+	assert_int_equal(open_device(true), 0);
+	assert_int_equal(access(sock_path, F_OK), -1); /* listening socket removed */
+	assert_true(driver_start(F_V1 | F_EVT));
+	traffic(0x42);
+	close_device();
+}
+
+static void test_dead_socket(void **state)
+{
+	(void)state;
+	uint64_t t0 = (uint64_t)time(NULL);
+	assert_int_equal(open_device(false), -ETIMEDOUT);
+	assert_true((uint64_t)time(NULL) - t0 <= 7);
+	char want[200];
+	snprintf(want, sizeof(want), "vnet-vmm: vhost-user net0: no back-end listening at %s", sock_path);
+	assert_int_equal(testlog_count_containing(want), 1);
+	assert_int_equal(testlog_count_containing("No such file or directory"), 1);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_run_reset_restart),
+		T(test_hangup_then_reconnect),
+		T(test_broken_ring_reported),
+		T(test_server_mode),
+		T(test_dead_socket),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
