@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # `make demo`: vnet-switchd joining two QEMU guests (vhost-user) and a tap in
-# a network namespace on one bridge; everyone pings everyone, then the
-# switch's view: vnetctl show, fdb-show, port-stats.  Under 2 minutes.
+# a network namespace on one bridge; everyone pings everyone; then a third VM
+# run by vnet-vmm joins the bridge (the freestanding test guest: this host's
+# KVM cannot boot Linux, see below); then the switch's view: vnetctl show,
+# fdb-show, port-stats.  Under 2 minutes.
+#
+# Linux under vnet-vmm: with DEMO_LAB=1 the demo ends by booting the lab VM
+# (tests/lab: QEMU TCG with nested KVM) in which vnet-vmm boots Linux once per
+# data-plane mode, each nested guest pinging the lab VM's tap (about 1 min).
 #
 # Needs root (tap, netns) and the packages of scripts/install-deps.sh (make
 # demo installs them and builds build/ first).  Everything it creates lives
 # in a temporary directory and a private namespace and is removed on exit.
-# Environment: BUILD (build dir, default build), SWITCHD, VNETCTL.
+# Environment: BUILD (build dir, default build), SWITCHD, VNETCTL, VMM,
+# TINY_GUEST, DEMO_LAB=1.
 set -u
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,6 +21,8 @@ BUILD=${BUILD:-build}
 [[ $BUILD == /* ]] || BUILD=$repo/$BUILD
 SWITCHD=${SWITCHD:-$BUILD/src/switch/vnet-switchd}
 VNETCTL=${VNETCTL:-$BUILD/src/tools/vnetctl}
+VMM=${VMM:-$BUILD/src/vmm/vnet-vmm}
+TINY_GUEST=${TINY_GUEST:-$BUILD/tests/guest-tiny/tiny-guest.elf}
 . "$repo/tests/lib/peers.sh"
 . "$repo/tests/lib/qemu.sh"
 . "$repo/tests/integration/lib_switch.sh"
@@ -77,6 +86,7 @@ step "Bridge br0: two vhost-user ports for the VMs, one tap"
 run vnetctl_ add-br br0 || die "add-br"
 run vnetctl_ add-port br0 vm1 type=vhost-user || die "add-port vm1"
 run vnetctl_ add-port br0 vm2 type=vhost-user || die "add-port vm2"
+run vnetctl_ add-port br0 vm3 type=vhost-user || die "add-port vm3"
 run vnetctl_ add-port br0 tap0 type=tap name="$tapif" || die "add-port tap0"
 wait_for_sock "$work/sw/vm1.sock" 5 && wait_for_sock "$work/sw/vm2.sock" 5 || die "no vhost-user sockets"
 
@@ -148,6 +158,33 @@ for g in vm1 vm2; do
 done
 VNET_QEMU_PID=
 
+step "A third VM, run by vnet-vmm: the freestanding test guest (tests/guest-tiny) as 10.0.0.4 on port vm3"
+# /dev/kvm here is a software KVM that runs small guests but cannot boot
+# Linux; the test guest drives the same virtio-net device (over virtio-mmio)
+# by itself and answers ARP and ping.
+if [[ -x $VMM && -f $TINY_GUEST && -r /dev/kvm ]]; then
+	vmmcmd=("$VMM" --kernel "$TINY_GUEST" --mem 64M
+		--cmdline "tiny.ip=10.0.0.4 tiny.dst=10.0.0.3 tiny.tx=3 tiny.pings=3 tiny.wait=60"
+		--net "mode=vhost-user,socket=$work/sw/vm3.sock,transport=mmio,mac=52:54:00:00:00:04")
+	echo "\$ ${vmmcmd[*]}"
+	"${vmmcmd[@]}" >"$work/vm3.console" 2>"$work/vm3.err" &
+	vmm_pid=$!
+	pids+=("$vmm_pid")
+	for _ in $(seq 100); do grep -q TINY-SENT "$work/vm3.console" 2>/dev/null && break; sleep 0.1; done
+	echo "\$ ip netns exec $ns ping -c 3 10.0.0.4"
+	out=$(ip netns exec "$ns" /bin/busybox ping -c 3 -W 2 10.0.0.4 2>&1)
+	echo "$out"
+	grep -q '3 packets received' <<<"$out" || fail=1
+	for _ in $(seq 50); do kill -0 "$vmm_pid" 2>/dev/null || break; sleep 0.1; done
+	wait "$vmm_pid" 2>/dev/null
+	vmm_rc=$?
+	echo "--- vm3 console (vnet-vmm exit status $vmm_rc) ---"
+	tr -d '\r' <"$work/vm3.console"
+	((vmm_rc == 0)) || fail=1
+else
+	echo "skipped: needs $VMM, $TINY_GUEST and /dev/kvm"
+fi
+
 step "The switch's view"
 run vnetctl_ show
 echo
@@ -158,8 +195,12 @@ run vnetctl_ port-stats
 step "Clean up: stop the guests and vnet-switchd, remove the namespace"
 cleanup
 trap - EXIT
+if [[ ${DEMO_LAB:-0} == 1 ]]; then
+	step "Linux under vnet-vmm, in the lab VM: emulated, vhost-net, vhost-user (tests/lab)"
+	VMM=$VMM SWITCHD=$SWITCHD VNETCTL=$VNETCTL "$repo/tests/integration/vmm_lab_test.sh" || fail=1
+fi
 if ((fail)); then
 	die "some pings were not answered (see above)"
 fi
-printf '\n%sdemo OK: 2 VMs and a tap in a netns, all pings answered through vnet-switchd (%ss)%s\n' \
+printf '\n%sdemo OK: 2 QEMU VMs, a vnet-vmm VM and a tap in a netns, all pings answered through vnet-switchd (%ss)%s\n' \
 	"$G" "$((SECONDS - t0))" "$N"

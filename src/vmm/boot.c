@@ -54,33 +54,21 @@
 #define CAN_USE_HEAP  0x80
 #define XLF_KERNEL_64 0x01
 
-static int boot_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int boot_fail(int rc, const char *fmt, ...)
-{
-	char msg[320];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	vnet_err("vnet-vmm: %s", msg);
-	return rc;
-}
-
 static int read_file(const char *path, const char *what, uint8_t **buf, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return boot_fail(-errno, "%s %s: %s", what, path, strerror(errno));
+		return vmm_fail(-errno, "%s %s: %s", what, path, strerror(errno));
 	struct stat st;
 	int rc = 0;
 	if (fstat(fd, &st) < 0) {
-		rc = boot_fail(-errno, "%s %s: %s", what, path, strerror(errno));
+		rc = vmm_fail(-errno, "%s %s: %s", what, path, strerror(errno));
 	} else if (!S_ISREG(st.st_mode)) {
-		rc = boot_fail(-EINVAL, "%s %s: not a regular file", what, path);
+		rc = vmm_fail(-EINVAL, "%s %s: not a regular file", what, path);
 	} else if (st.st_size == 0) {
-		rc = boot_fail(-EINVAL, "%s %s: empty file", what, path);
+		rc = vmm_fail(-EINVAL, "%s %s: empty file", what, path);
 	} else if ((uint64_t)st.st_size > MAX_IMAGE) {
-		rc = boot_fail(-EFBIG, "%s %s: larger than %llu MiB", what, path, MAX_IMAGE >> 20);
+		rc = vmm_fail(-EFBIG, "%s %s: larger than %llu MiB", what, path, MAX_IMAGE >> 20);
 	} else if (!(*buf = malloc((size_t)st.st_size))) {
 		rc = -ENOMEM;
 	} else {
@@ -88,7 +76,7 @@ static int read_file(const char *path, const char *what, uint8_t **buf, size_t *
 		while (got < (size_t)st.st_size) {
 			ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
 			if (n <= 0) {
-				rc = boot_fail(n < 0 ? -errno : -EIO, "%s %s: read failed", what, path);
+				rc = vmm_fail(n < 0 ? -errno : -EIO, "%s %s: read failed", what, path);
 				free(*buf);
 				*buf = NULL;
 				break;
@@ -113,7 +101,7 @@ static int copy_to_guest(struct vmm *vmm, uint64_t gpa, const void *src, uint64_
 {
 	void *dst = vmm_gpa_to_host(vmm, gpa, len);
 	if (!dst || gpa + len > vmm->low_size)
-		return boot_fail(-ENOSPC, "%s (%llu bytes at 0x%llx) does not fit in guest RAM (%llu MiB)",
+		return vmm_fail(-ENOSPC, "%s (%llu bytes at 0x%llx) does not fit in guest RAM (%llu MiB)",
 				 what, (unsigned long long)len, (unsigned long long)gpa,
 				 (unsigned long long)(vmm->mem_size >> 20));
 	memcpy(dst, src, len);
@@ -149,7 +137,7 @@ static int place_cmdline(struct vmm *vmm, uint8_t *zp, const char *cmdline, uint
 	size_t len = strlen(full);
 	int rc = 0;
 	if (len > max_len || len >= CMDLINE_MAX) {
-		rc = boot_fail(-E2BIG, "kernel command line of %zu bytes; this kernel takes %u", len, max_len);
+		rc = vmm_fail(-E2BIG, "kernel command line of %zu bytes; this kernel takes %u", len, max_len);
 	} else {
 		rc = copy_to_guest(vmm, CMDLINE_ADDR, full, len + 1, "command line");
 		wr32(zp, HDR_CMD_LINE_PTR, (uint32_t)CMDLINE_ADDR);
@@ -173,7 +161,7 @@ static int place_initrd(struct vmm *vmm, uint8_t *zp, const char *path, uint64_t
 	uint64_t addr = top > len ? (top - len) & ~0xfffull : 0;
 	if (addr < floor) {
 		free(data);
-		return boot_fail(-ENOSPC, "initrd %s (%zu bytes) does not fit below 0x%llx above the kernel;"
+		return vmm_fail(-ENOSPC, "initrd %s (%zu bytes) does not fit below 0x%llx above the kernel;"
 				 " give the guest more --mem", path, len, (unsigned long long)top);
 	}
 	rc = copy_to_guest(vmm, addr, data, len, "initrd");
@@ -187,18 +175,18 @@ static int load_bzimage(struct vmm *vmm, const struct boot_config *cfg, const ui
 			uint8_t *zp, uint64_t *entry, bool *is64)
 {
 	if (len < 0x1000)
-		return boot_fail(-EINVAL, "kernel %s: too short for a bzImage", cfg->kernel);
+		return vmm_fail(-EINVAL, "kernel %s: too short for a bzImage", cfg->kernel);
 	uint16_t version = rd16(img, HDR_VERSION);
 	if (version < 0x206)
-		return boot_fail(-EINVAL, "kernel %s: boot protocol %u.%02u, need 2.06 or later", cfg->kernel,
+		return vmm_fail(-EINVAL, "kernel %s: boot protocol %u.%02u, need 2.06 or later", cfg->kernel,
 				 version >> 8, version & 0xff);
 	if (!(img[HDR_LOADFLAGS] & LOADED_HIGH))
-		return boot_fail(-EINVAL, "kernel %s: a zImage (loads low), not a bzImage", cfg->kernel);
+		return vmm_fail(-EINVAL, "kernel %s: a zImage (loads low), not a bzImage", cfg->kernel);
 	unsigned setup_sects = img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4;
 	size_t setup_size = (setup_sects + 1u) * 512u;
 	size_t hdr_end = 0x202u + img[0x201];
 	if (setup_size >= len || hdr_end > 0x1000 || hdr_end <= HDR_SETUP_SECTS)
-		return boot_fail(-EINVAL, "kernel %s: setup of %zu bytes, header end 0x%zx: corrupt", cfg->kernel,
+		return vmm_fail(-EINVAL, "kernel %s: setup of %zu bytes, header end 0x%zx: corrupt", cfg->kernel,
 				 setup_size, hdr_end);
 
 	/* The zero page starts as the image's own setup header. */
@@ -216,7 +204,7 @@ static int load_bzimage(struct vmm *vmm, const struct boot_config *cfg, const ui
 		load = HIGH_MEM_START;
 	}
 	if (load + init_size > vmm->low_size)
-		return boot_fail(-ENOSPC, "kernel %s needs %llu MiB at 0x%llx; give the guest more --mem",
+		return vmm_fail(-ENOSPC, "kernel %s needs %llu MiB at 0x%llx; give the guest more --mem",
 				 cfg->kernel, (unsigned long long)(init_size >> 20) + 1, (unsigned long long)load);
 	int rc = copy_to_guest(vmm, load, img + setup_size, kernel_len, "kernel");
 	if (rc < 0)
@@ -242,14 +230,14 @@ static int load_elf(struct vmm *vmm, const struct boot_config *cfg, const uint8_
 {
 	Elf64_Ehdr eh;
 	if (len < sizeof(eh))
-		return boot_fail(-EINVAL, "kernel %s: truncated ELF header", cfg->kernel);
+		return vmm_fail(-EINVAL, "kernel %s: truncated ELF header", cfg->kernel);
 	memcpy(&eh, img, sizeof(eh));
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC)
-		return boot_fail(-EINVAL, "kernel %s: not an x86-64 ELF64 executable", cfg->kernel);
+		return vmm_fail(-EINVAL, "kernel %s: not an x86-64 ELF64 executable", cfg->kernel);
 	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phoff > len ||
 	    (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
-		return boot_fail(-EINVAL, "kernel %s: bad program header table", cfg->kernel);
+		return vmm_fail(-EINVAL, "kernel %s: bad program header table", cfg->kernel);
 	uint64_t end = 0;
 	bool entry_loaded = false;
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
@@ -259,10 +247,10 @@ static int load_elf(struct vmm *vmm, const struct boot_config *cfg, const uint8_
 			continue;
 		if (ph.p_filesz > ph.p_memsz || ph.p_offset > len || ph.p_filesz > len - ph.p_offset ||
 		    ph.p_paddr < HIGH_MEM_START || ph.p_paddr + ph.p_memsz < ph.p_paddr)
-			return boot_fail(-EINVAL, "kernel %s: segment %u is corrupt or below 1 MiB", cfg->kernel, i);
+			return vmm_fail(-EINVAL, "kernel %s: segment %u is corrupt or below 1 MiB", cfg->kernel, i);
 		void *dst = vmm_gpa_to_host(vmm, ph.p_paddr, ph.p_memsz);
 		if (!dst || ph.p_paddr + ph.p_memsz > vmm->low_size)
-			return boot_fail(-ENOSPC, "kernel %s: segment %u at 0x%llx does not fit in guest RAM",
+			return vmm_fail(-ENOSPC, "kernel %s: segment %u at 0x%llx does not fit in guest RAM",
 					 cfg->kernel, i, (unsigned long long)ph.p_paddr);
 		memcpy(dst, img + ph.p_offset, ph.p_filesz);
 		memset((uint8_t *)dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
@@ -274,7 +262,7 @@ static int load_elf(struct vmm *vmm, const struct boot_config *cfg, const uint8_
 		}
 	}
 	if (!entry_loaded)
-		return boot_fail(-EINVAL, "kernel %s: entry point 0x%llx is in no loaded segment", cfg->kernel,
+		return vmm_fail(-EINVAL, "kernel %s: entry point 0x%llx is in no loaded segment", cfg->kernel,
 				 (unsigned long long)eh.e_entry);
 	/* A minimal setup header, so that the guest finds its command line and initrd. */
 	wr16(zp, HDR_BOOT_FLAG, 0xaa55);
@@ -305,7 +293,7 @@ int boot_load_image(struct vmm *vmm, const struct boot_config *cfg, uint64_t *en
 	else if (len >= 0x210 && rd32(img, HDR_MAGIC) == 0x53726448 && rd16(img, HDR_BOOT_FLAG) == 0xaa55)
 		rc = load_bzimage(vmm, cfg, img, len, zp, &entry, &is64);
 	else
-		rc = boot_fail(-EINVAL, "kernel %s: not a bzImage or an ELF64 executable", cfg->kernel);
+		rc = vmm_fail(-EINVAL, "kernel %s: not a bzImage or an ELF64 executable", cfg->kernel);
 	free(img);
 	if (rc < 0)
 		return rc;
@@ -315,7 +303,7 @@ int boot_load_image(struct vmm *vmm, const struct boot_config *cfg, uint64_t *en
 	if ((rc = mptable_write(vmm)) < 0)
 		return rc;
 	if (!is64)
-		return boot_fail(-ENOTSUP, "kernel %s: no 64-bit entry (XLF_KERNEL_64); 32-bit kernels are"
+		return vmm_fail(-ENOTSUP, "kernel %s: no 64-bit entry (XLF_KERNEL_64); 32-bit kernels are"
 				 " not supported", cfg->kernel);
 	*entry_out = entry;
 	return 0;

@@ -34,10 +34,9 @@
 #define MSR_IA32_MISC_ENABLE 0x1a0
 #define MISC_ENABLE_FAST_STRING 1ull
 
-static int vmm_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int vmm_fail(int rc, const char *fmt, ...)
+int vmm_fail(int rc, const char *fmt, ...)
 {
-	char msg[256];
+	char msg[320];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -105,6 +105,9 @@ struct vmm_config {
 int vmm_create(struct vmm *vmm, const struct vmm_config *cfg);
 void vmm_destroy(struct vmm *vmm);
 
+/* Logs "vnet-vmm: <message>" as an error and returns rc (for `return vmm_fail(-E.., ...)`). */
+int vmm_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Host pointer for [gpa, gpa+len) when it lies inside RAM, else NULL. */
 void *vmm_gpa_to_host(struct vmm *vmm, uint64_t gpa, uint64_t len);
 
