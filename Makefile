@@ -6,7 +6,7 @@
 #   make bench      install bench deps, release build, bench/suite.sh: vnet vs
 #                   DPDK 22.11 and OVS-DPDK 3.1 (root, < 15 min; BENCH_ONLY,
 #                   RUNS, WINDOW... see bench/suite.sh) -> bench/results/
-#   make demo       vnet-switchd with two QEMU guests and a tap (root, < 2 min)
+#   make demo       vnet-switchd with two QEMU guests, a vnet-vmm guest and a tap (root, < 2 min)
 #   make clean      remove build dirs
 
 , := ,
