@@ -160,11 +160,9 @@ static const struct virtio_dev_ops net_ops = {
 	.deactivate = net_deactivate,
 };
 
-int net_dev_create(struct vmm *vmm, const struct net_dev_config *cfg, unsigned index, struct net_dev **out)
+int net_dev_model_init(struct net_dev *nd, struct vmm *vmm, const struct net_dev_config *cfg, unsigned index)
 {
-	struct net_dev *nd = calloc(1, sizeof(*nd));
-	if (!nd)
-		return -ENOMEM;
+	memset(nd, 0, sizeof(*nd));
 	nd->cfg = *cfg;
 	nd->vdev.vmm = vmm;
 	snprintf(nd->name, sizeof(nd->name), "net%u", index);
@@ -186,23 +184,42 @@ int net_dev_create(struct vmm *vmm, const struct net_dev_config *cfg, unsigned i
 	memcpy(nd->config + 10, &mtu, 2);
 
 	int rc = nd->backend->open(nd);
-	if (rc < 0) {
-		free(nd);
+	if (rc < 0)
 		return rc;
-	}
 	rc = virtio_dev_init(&nd->vdev, vmm, nd->name, VIRTIO_ID_NET, 2, NET_DEV_QUEUE_SIZE, sizeof(nd->config),
 			     &net_ops, nd);
 	if (rc < 0) {
 		vnet_err("vnet-vmm: %s: %s", nd->name, strerror(-rc));
 		nd->backend->close(nd);
+	}
+	return rc;
+}
+
+void net_dev_model_fini(struct net_dev *nd)
+{
+	pthread_mutex_lock(&nd->vdev.lock);
+	if (nd->vdev.active)
+		nd->backend->stop(nd);
+	nd->vdev.active = false;
+	pthread_mutex_unlock(&nd->vdev.lock);
+	nd->backend->close(nd);
+	virtio_dev_destroy(&nd->vdev);
+}
+
+int net_dev_create(struct vmm *vmm, const struct net_dev_config *cfg, unsigned index, struct net_dev **out)
+{
+	struct net_dev *nd = calloc(1, sizeof(*nd));
+	if (!nd)
+		return -ENOMEM;
+	int rc = net_dev_model_init(nd, vmm, cfg, index);
+	if (rc < 0) {
 		free(nd);
 		return rc;
 	}
 	rc = cfg->transport == NET_TRANSPORT_MMIO ? virtio_mmio_create(vmm, &nd->vdev)
 						  : virtio_pci_create(vmm, &nd->vdev);
 	if (rc < 0) {
-		virtio_dev_destroy(&nd->vdev);
-		nd->backend->close(nd);
+		net_dev_model_fini(nd);
 		free(nd);
 		return rc;
 	}
@@ -214,6 +231,7 @@ void net_dev_destroy(struct net_dev *nd)
 {
 	if (!nd)
 		return;
+	/* Stop the data plane before the transport drops the eventfds' KVM bindings. */
 	pthread_mutex_lock(&nd->vdev.lock);
 	if (nd->vdev.active)
 		nd->backend->stop(nd);
@@ -223,7 +241,6 @@ void net_dev_destroy(struct net_dev *nd)
 		virtio_mmio_destroy(&nd->vdev);
 	else
 		virtio_pci_destroy(&nd->vdev);
-	nd->backend->close(nd);
-	virtio_dev_destroy(&nd->vdev);
+	net_dev_model_fini(nd);
 	free(nd);
 }

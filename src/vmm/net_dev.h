@@ -91,6 +91,16 @@ extern const struct net_backend_ops net_backend_vhost_user;
  */
 int net_dev_parse(const char *spec, struct net_dev_config *cfg, char *err, size_t errlen);
 
+/*
+ * The device model alone in caller-owned memory, without a transport (the
+ * unit tests drive it through the virtio_dev helpers): MAC (default
+ * 52:54:00:12:34:56+index), config space, back-end opened, queues and
+ * eventfds made. model_fini stops a running back-end, closes it and frees
+ * the queues' eventfds.
+ */
+int net_dev_model_init(struct net_dev *nd, struct vmm *vmm, const struct net_dev_config *cfg, unsigned index);
+void net_dev_model_fini(struct net_dev *nd);
+
 /* Creates the device, opens its back-end, attaches it to its transport. */
 int net_dev_create(struct vmm *vmm, const struct net_dev_config *cfg, unsigned index,
 		   struct net_dev **out);

@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fakevm.h"
 #include "testmem.h"
 #include "vnet/net.h"
 #include "vnet/virtqueue_driver.h"
@@ -172,120 +173,45 @@ static unsigned count_fds(void)
 }
 
 
-/* ---- the fake VM and device ----------------------------------------------- */
-
-static uint64_t dev_features(struct virtio_dev *dev)
-{
-	(void)dev;
-	return VNET_BIT(VIRTIO_NET_F_MAC) | VNET_BIT(VIRTIO_NET_F_STATUS) |
-	       nd.backend->features(&nd);
-}
-
-static void dev_config_read(struct virtio_dev *dev, uint32_t off, void *data, uint32_t len)
-{
-	(void)dev;
-	memcpy(data, nd.config + off, len);
-}
-
-/* As net_dev.c: negotiated features to the back-end at DRIVER_OK. */
-static int dev_activate(struct virtio_dev *dev)
-{
-	nd.features = dev->driver_features;
-	return nd.backend->start(&nd);
-}
-
-static void dev_deactivate(struct virtio_dev *dev)
-{
-	(void)dev;
-	nd.backend->stop(&nd);
-}
-
-static const struct virtio_dev_ops dev_ops = {
-	.features = dev_features,
-	.config_read = dev_config_read,
-	.activate = dev_activate,
-	.deactivate = dev_deactivate,
-};
+/* ---- the VM and device ----------------------------------------------------- */
 
 static void *host(uint64_t gpa)
 {
-	return vm.mem + gpa;
+	return fakevm_host(&vm, gpa);
 }
 
-/* The VM, the device and its back-end opened on the tap; not started. */
-static int open_device(const struct net_backend_ops *backend)
-{
-	memset(&vm, 0, sizeof(vm));
-	vm.mem = mmap(NULL, RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(vm.mem != MAP_FAILED);
-	vm.mem_size = vm.low_size = RAM;
-	vm.nregions = 1;
-	vm.regions[0] = (struct vnet_mem_region){
-		.gpa = 0, .size = RAM, .uaddr = (uintptr_t)vm.mem, .host = vm.mem};
-	assert_int_equal(vnet_guestmem_init(&vm.gm), 0);
-	vnet_mem_table_free(
-		vnet_guestmem_replace(&vm.gm, vnet_mem_table_new(vm.regions, 1, NULL, 0)));
+static const struct fakevm_ring rings[2] = {
+	{ .drv = &rxd, .ring_gpa = RXQ_GPA, .name = "guest/rx" },
+	{ .drv = &txd, .ring_gpa = TXQ_GPA, .indirect_gpa = TX_IND_GPA, .indirect_max = 4, .name = "guest/tx" },
+};
 
-	memset(&nd, 0, sizeof(nd));
-	snprintf(nd.name, sizeof(nd.name), "net0");
-	snprintf(nd.cfg.tap, sizeof(nd.cfg.tap), TAP);
-	memcpy(nd.config, guest_mac, 6);
-	nd.vdev.name = nd.name;
-	nd.vdev.vmm = &vm;
-	nd.backend = backend;
-	int rc = backend->open(&nd);
-	if (rc < 0)
+/* The VM and vnet-vmm's own net device model with `mode`'s back-end opened
+ * on the tap; not started. */
+static int open_device(enum net_mode mode)
+{
+	fakevm_init(&vm, RAM, 0);
+	struct net_dev_config cfg = { .mode = mode, .have_mac = true };
+	snprintf(cfg.tap, sizeof(cfg.tap), TAP);
+	memcpy(cfg.mac, guest_mac, 6);
+	int rc = net_dev_model_init(&nd, &vm, &cfg, 0);
+	if (rc < 0) {
+		fakevm_fini(&vm);
 		return rc;
+	}
 	device_open = true;
 	assert_true(wait_tap(true));
-	assert_int_equal(virtio_dev_init(&nd.vdev, &vm, nd.name, VIRTIO_ID_NET, 2, QSIZE,
-					 sizeof(nd.config), &dev_ops, &nd),
-			 0);
 	return 0;
 }
 
 /* What a driver does from reset to DRIVER_OK; true when the device runs. */
 static bool driver_start(uint64_t features)
 {
-	struct virtio_dev *dev = &nd.vdev;
-	virtio_dev_write_status(dev, 0);
-	virtio_dev_write_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	dev->driver_features_sel = 0;
-	virtio_dev_write_driver_features(dev, (uint32_t)features);
-	dev->driver_features_sel = 1;
-	virtio_dev_write_driver_features(dev, (uint32_t)(features >> 32));
-	virtio_dev_write_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-					     VIRTIO_STATUS_FEATURES_OK);
-	assert_true(dev->status & VIRTIO_STATUS_FEATURES_OK);
-
-	struct vnet_vq_driver *drv[2] = {&rxd, &txd};
-	uint64_t ring[2] = {RXQ_GPA, TXQ_GPA};
-	for (unsigned i = 0; i < 2; i++) {
-		struct vnet_vq_driver_config c = {
-			.size = QSIZE, .ring_host = host(ring[i]), .ring_gpa = ring[i],
-			.indirect_host = i == 1 ? host(TX_IND_GPA) : NULL,
-			.indirect_gpa = i == 1 ? TX_IND_GPA : 0, .indirect_max = i == 1 ? 4 : 0,
-			.features = features, .name = i ? "guest/tx" : "guest/rx"};
-		memset(host(ring[i]), 0, vnet_vq_driver_ring_bytes(QSIZE));
-		assert_int_equal(vnet_vq_driver_init(drv[i], &c), 0);
-		dev->queue_sel = (uint16_t)i;
-		virtio_dev_write_queue_size(dev, QSIZE);
-		struct virtio_queue *q = virtio_dev_selected_queue(dev);
-		q->desc = drv[i]->desc_gpa;
-		q->avail = drv[i]->avail_gpa;
-		q->used = drv[i]->used_gpa;
-		virtio_dev_write_queue_ready(dev, true);
-	}
-	virtio_dev_write_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-					     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	return dev->active;
+	return fakevm_driver_start(&vm, &nd.vdev, features, rings, 2, QSIZE);
 }
 
 static void driver_reset(void)
 {
-	virtio_dev_write_status(&nd.vdev, 0);
-	vnet_vq_driver_fini(&rxd);
-	vnet_vq_driver_fini(&txd);
+	fakevm_driver_reset(&nd.vdev, rings, 2);
 }
 
 static void close_device(void)
@@ -294,15 +220,8 @@ static void close_device(void)
 		return;
 	device_open = false;
 	driver_reset();
-	nd.backend->close(&nd);
-	virtio_dev_destroy(&nd.vdev);
-	vnet_guestmem_destroy(&vm.gm);
-	munmap(vm.mem, RAM);
-	/* frames the device did not take stay in the tap's queue: flush them */
-	while (recv(pkt_fd, got, sizeof(got), MSG_DONTWAIT) > 0)
-		;
-	if (have_env)
-		assert_true(wait_tap(false));
+	net_dev_model_fini(&nd);
+	fakevm_fini(&vm);
 }
 
 /* ---- guest side ---------------------------------------------------------- */
@@ -512,7 +431,7 @@ static void emulated_frames_both_ways(void **state)
 {
 	(void)state;
 	NEED_ENV();
-	assert_int_equal(open_device(&net_backend_emulated), 0);
+	assert_int_equal(open_device(NET_MODE_EMULATED), 0);
 	assert_true(driver_start(base_features));
 	traffic_both_ways();
 	assert_int_equal(nd.tx_packets, 20);
@@ -526,7 +445,7 @@ static void emulated_frame_over_several_buffers(void **state)
 {
 	(void)state;
 	NEED_ENV();
-	assert_int_equal(open_device(&net_backend_emulated), 0);
+	assert_int_equal(open_device(NET_MODE_EMULATED), 0);
 	assert_true(driver_start(base_features));
 	post_rx(32, 512);
 	make_frame(1514, ETH_TEST, 9, true);
@@ -539,7 +458,7 @@ static void emulated_frame_over_several_buffers(void **state)
 	close_device();
 
 	/* Without MRG_RXBUF a frame larger than the one buffer is dropped. */
-	assert_int_equal(open_device(&net_backend_emulated), 0);
+	assert_int_equal(open_device(NET_MODE_EMULATED), 0);
 	assert_true(driver_start(base_features & ~VNET_BIT(VIRTIO_NET_F_MRG_RXBUF)));
 	post_rx(4, 1024);
 	host_send(NULL, 1514);
@@ -559,7 +478,7 @@ static void emulated_gso_both_ways(void **state)
 	uint64_t f = base_features | VNET_BIT(VIRTIO_NET_F_CSUM) |
 		     VNET_BIT(VIRTIO_NET_F_GUEST_CSUM) | VNET_BIT(VIRTIO_NET_F_HOST_TSO4) |
 		     VNET_BIT(VIRTIO_NET_F_GUEST_TSO4);
-	assert_int_equal(open_device(&net_backend_emulated), 0);
+	assert_int_equal(open_device(NET_MODE_EMULATED), 0);
 	assert_true(driver_start(f));
 	post_rx(128, 2048);
 
@@ -596,7 +515,7 @@ static void emulated_rx_waits_for_buffers(void **state)
 {
 	(void)state;
 	NEED_ENV();
-	assert_int_equal(open_device(&net_backend_emulated), 0);
+	assert_int_equal(open_device(NET_MODE_EMULATED), 0);
 	assert_true(driver_start(base_features));
 	for (unsigned i = 0; i < 5; i++) {
 		make_frame(100 + i, ETH_TEST, (uint8_t)i, true);
@@ -621,7 +540,7 @@ static void emulated_bad_tx_chains(void **state)
 {
 	(void)state;
 	NEED_ENV();
-	assert_int_equal(open_device(&net_backend_emulated), 0);
+	assert_int_equal(open_device(NET_MODE_EMULATED), 0);
 	assert_true(driver_start(base_features));
 	struct virtio_net_hdr_mrg_rxbuf h0 = {0};
 	make_frame(60, ETH_TEST, 1, false);
@@ -644,7 +563,7 @@ static void emulated_broken_ring_needs_reset(void **state)
 {
 	(void)state;
 	NEED_ENV();
-	assert_int_equal(open_device(&net_backend_emulated), 0);
+	assert_int_equal(open_device(NET_MODE_EMULATED), 0);
 	assert_true(driver_start(base_features));
 	testlog_capture();
 	txd.avail->idx = (uint16_t)(txd.avail->idx + 1000); /* more than the ring holds */
@@ -674,7 +593,7 @@ static void emulated_many_frames(void **state)
 {
 	(void)state;
 	NEED_ENV();
-	assert_int_equal(open_device(&net_backend_emulated), 0);
+	assert_int_equal(open_device(NET_MODE_EMULATED), 0);
 	assert_true(driver_start(base_features));
 	post_rx(QSIZE, 2048);
 	struct virtio_net_hdr_mrg_rxbuf h0 = {0};
@@ -724,7 +643,7 @@ static void emulated_restart_no_leak(void **state)
 	(void)state;
 	NEED_ENV();
 	unsigned fds = count_fds();
-	assert_int_equal(open_device(&net_backend_emulated), 0);
+	assert_int_equal(open_device(NET_MODE_EMULATED), 0);
 	for (unsigned round = 0; round < 3; round++) {
 		assert_true(driver_start(base_features));
 		traffic_both_ways();
@@ -741,7 +660,7 @@ static void vhost_net_frames_both_ways(void **state)
 	if (access("/dev/vhost-net", R_OK | W_OK) < 0)
 		skip(); /* no vhost-net on this host: the lab VM runs this */
 	unsigned fds = count_fds();
-	assert_int_equal(open_device(&net_backend_vhost_net), 0);
+	assert_int_equal(open_device(NET_MODE_VHOST_NET), 0);
 	uint64_t offered = nd.vdev.device_features;
 	assert_false(offered & VNET_BIT(26)); /* VHOST_F_LOG_ALL is vhost's own */
 	assert_false(offered & VNET_BIT(27)); /* VHOST_NET_F_VIRTIO_NET_HDR / ANY_LAYOUT */
@@ -793,8 +712,6 @@ static void tap_offload_mapping(void **state)
 static void vhost_net_missing_is_clear(void **state)
 {
 	(void)state;
-	if (access("/dev/vhost-net", F_OK) == 0)
-		skip(); /* present: vhost_net_frames_both_ways covers it */
 	memset(&nd, 0, sizeof(nd));
 	snprintf(nd.name, sizeof(nd.name), "net0");
 	snprintf(nd.cfg.tap, sizeof(nd.cfg.tap), TAP);

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fakevm.h"
 #include "testmem.h"
 #include "vhu_peer.h"
 #include "vnet/net.h"
@@ -48,7 +49,6 @@
 #define TXB_GPA  (VMM_HIGH_RAM_BASE + 0x100000ull)
 #define RXB_GPA  0x100000ull
 #define HDR      12u
-#define VIRTIO_ID_NET 1
 
 #define F_V1  VNET_BIT(VIRTIO_F_VERSION_1)
 #define F_IND VNET_BIT(VIRTIO_F_RING_INDIRECT_DESC)
@@ -146,122 +146,40 @@ static struct vnet_vq_driver rxd, txd;
 static char sock_path[108];
 static unsigned fds_before;
 
-static uint64_t dev_features(struct virtio_dev *dev)
-{
-	(void)dev;
-	return F_MAC | VNET_BIT(VIRTIO_NET_F_STATUS) | nd.backend->features(&nd);
-}
-
-static void dev_config_read(struct virtio_dev *dev, uint32_t off, void *data, uint32_t len)
-{
-	(void)dev;
-	memcpy(data, nd.config + off, len);
-}
-
-static int dev_activate(struct virtio_dev *dev)
-{
-	nd.features = dev->driver_features;
-	return nd.backend->start(&nd);
-}
-
-static void dev_deactivate(struct virtio_dev *dev)
-{
-	(void)dev;
-	nd.backend->stop(&nd);
-}
-
-static const struct virtio_dev_ops dev_ops = {
-	.features = dev_features,
-	.config_read = dev_config_read,
-	.activate = dev_activate,
-	.deactivate = dev_deactivate,
-};
-
 static uint8_t *host(uint64_t gpa)
 {
-	return vmm_gpa_to_host(&vm, gpa, 1);
+	return fakevm_host(&vm, gpa);
 }
 
-static void make_vm(void)
-{
-	memset(&vm, 0, sizeof(vm));
-	vm.mem_fd = vhu_memfd("vnet-vmm-vhu-test", LOW + HIGH, (void **)&vm.mem);
-	vm.mem_size = LOW + HIGH;
-	vm.low_size = LOW;
-	vm.nregions = 2;
-	vm.regions[0] = (struct vnet_mem_region){
-		.gpa = 0, .size = LOW, .uaddr = (uintptr_t)vm.mem, .host = vm.mem};
-	vm.regions[1] = (struct vnet_mem_region){.gpa = VMM_HIGH_RAM_BASE, .size = HIGH,
-						 .uaddr = (uintptr_t)vm.mem + LOW,
-						 .host = vm.mem + LOW};
-}
+static const struct fakevm_ring rings[2] = {
+	{ .drv = &rxd, .ring_gpa = RXQ_GPA, .name = "guest/rx" },
+	{ .drv = &txd, .ring_gpa = TXQ_GPA, .name = "guest/tx" },
+};
 
-/* The device with its back-end opened on sock_path; not started. */
+/* vnet-vmm's net device model with its vhost-user back-end opened on
+ * sock_path (connect, or listen with `server`); not started. */
 static int open_device(bool server)
 {
-	memset(&nd, 0, sizeof(nd));
-	snprintf(nd.name, sizeof(nd.name), "net0");
-	snprintf(nd.cfg.socket, sizeof(nd.cfg.socket), "%s", sock_path);
-	nd.cfg.mode = NET_MODE_VHOST_USER;
-	nd.cfg.socket_server = server;
-	nd.vdev.name = nd.name;
-	nd.vdev.vmm = &vm;
-	nd.backend = &net_backend_vhost_user;
-	int rc = nd.backend->open(&nd);
-	if (rc < 0)
-		return rc;
-	assert_int_equal(virtio_dev_init(&nd.vdev, &vm, nd.name, VIRTIO_ID_NET, 2, 256,
-					 sizeof(nd.config), &dev_ops, &nd),
-			 0);
-	return 0;
+	struct net_dev_config cfg = { .mode = NET_MODE_VHOST_USER, .socket_server = server };
+	snprintf(cfg.socket, sizeof(cfg.socket), "%s", sock_path);
+	return net_dev_model_init(&nd, &vm, &cfg, 0);
 }
 
 /* What a driver does from reset to DRIVER_OK; true when the device runs. */
 static bool driver_start(uint64_t features)
 {
-	struct virtio_dev *dev = &nd.vdev;
-	virtio_dev_write_status(dev, 0);
-	virtio_dev_write_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	dev->driver_features_sel = 0;
-	virtio_dev_write_driver_features(dev, (uint32_t)features);
-	dev->driver_features_sel = 1;
-	virtio_dev_write_driver_features(dev, (uint32_t)(features >> 32));
-	virtio_dev_write_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-					     VIRTIO_STATUS_FEATURES_OK);
-	assert_true(dev->status & VIRTIO_STATUS_FEATURES_OK);
-	struct vnet_vq_driver *drv[2] = {&rxd, &txd};
-	uint64_t ring[2] = {RXQ_GPA, TXQ_GPA};
-	for (unsigned i = 0; i < 2; i++) {
-		struct vnet_vq_driver_config c = {
-			.size = QSIZE, .ring_host = host(ring[i]), .ring_gpa = ring[i],
-			.features = features, .name = i ? "guest/tx" : "guest/rx"};
-		memset(host(ring[i]), 0, vnet_vq_driver_ring_bytes(QSIZE));
-		assert_int_equal(vnet_vq_driver_init(drv[i], &c), 0);
-		dev->queue_sel = (uint16_t)i;
-		virtio_dev_write_queue_size(dev, QSIZE);
-		struct virtio_queue *q = virtio_dev_selected_queue(dev);
-		q->desc = drv[i]->desc_gpa;
-		q->avail = drv[i]->avail_gpa;
-		q->used = drv[i]->used_gpa;
-		virtio_dev_write_queue_ready(dev, true);
-	}
-	virtio_dev_write_status(dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-					     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	return dev->active;
+	return fakevm_driver_start(&vm, &nd.vdev, features, rings, 2, QSIZE);
 }
 
 static void driver_reset(void)
 {
-	virtio_dev_write_status(&nd.vdev, 0);
-	vnet_vq_driver_fini(&rxd);
-	vnet_vq_driver_fini(&txd);
+	fakevm_driver_reset(&nd.vdev, rings, 2);
 }
 
 static void close_device(void)
 {
 	driver_reset();
-	nd.backend->close(&nd);
-	virtio_dev_destroy(&nd.vdev);
+	net_dev_model_fini(&nd);
 }
 
 static int setup(void **state)
@@ -272,7 +190,7 @@ static int setup(void **state)
 		 seq++);
 	fds_before = vhu_count_fds();
 	testlog_capture();
-	make_vm();
+	fakevm_init(&vm, LOW, HIGH);
 	return 0;
 }
 
@@ -280,8 +198,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	be_stop(&be);
-	munmap(vm.mem, LOW + HIGH);
-	close(vm.mem_fd);
+	fakevm_fini(&vm);
 	unlink(sock_path);
 	testlog_release();
 	unsigned after = vhu_count_fds();

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fakevm.h"
 #include "vnet/log.h"
 #include "vmm/virtio_dev.h"
 #include "vmm/vmm.h"
@@ -68,11 +69,7 @@ static void count_errors(enum vnet_log_level level, const char *line, void *arg)
 static int setup(void **state)
 {
 	(void)state;
-	memset(&vm, 0, sizeof(vm));
-	vm.mem = calloc(1, RAM);
-	vm.mem_size = vm.low_size = RAM;
-	vm.nregions = 1;
-	vm.regions[0] = (struct vnet_mem_region){ .gpa = 0, .size = RAM, .uaddr = (uintptr_t)vm.mem, .host = vm.mem };
+	fakevm_init(&vm, RAM, 0);
 	activations = deactivations = activate_rc = errors_logged = 0;
 	vnet_log_set_sink(count_errors, NULL);
 	return virtio_dev_init(&dev, &vm, "net0", 1, 2, 256, sizeof(config), &ops, NULL);
@@ -83,7 +80,7 @@ static int teardown(void **state)
 	(void)state;
 	virtio_dev_destroy(&dev);
 	vnet_log_set_sink(NULL, NULL);
-	free(vm.mem);
+	fakevm_fini(&vm);
 	return 0;
 }
 
@@ -105,12 +102,7 @@ static void setup_queue(unsigned i, uint16_t size, uint64_t base)
 
 static void negotiate(uint64_t features)
 {
-	virtio_dev_write_status(&dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	dev.driver_features_sel = 0;
-	virtio_dev_write_driver_features(&dev, (uint32_t)features);
-	dev.driver_features_sel = 1;
-	virtio_dev_write_driver_features(&dev, (uint32_t)(features >> 32));
-	virtio_dev_write_status(&dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fakevm_negotiate(&dev, features);
 }
 
 static void features_and_driver_ok(void **state)
