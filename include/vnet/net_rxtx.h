@@ -18,7 +18,9 @@
 #define VNET_NET_RXTX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "vnet/pkt.h"
 #include "vnet/virtqueue.h"
@@ -55,5 +57,13 @@ unsigned vnet_net_dequeue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt_
  */
 unsigned vnet_net_enqueue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt **pkts,
 			  unsigned n, struct vnet_net_stats *st, bool *notify);
+
+/*
+ * Copies len bytes between a flat buffer and the bytes of iov[0..n) counted
+ * from offset `off` (gather into dst / scatter from src). Stops at the end
+ * of the iovec: never touches memory outside the pieces.
+ */
+void vnet_iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len);
+void vnet_buf_to_iov(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len);
 
 #endif

@@ -54,6 +54,16 @@ static void iov_copy(const struct iovec *iov, unsigned n, size_t off, void *buf,
 	}
 }
 
+void vnet_iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+{
+	iov_copy(iov, n, off, dst, len, FROM_IOV);
+}
+
+void vnet_buf_to_iov(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
+{
+	iov_copy(iov, n, off, (void *)src, len, TO_IOV);
+}
+
 unsigned vnet_net_dequeue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt_pool *pool,
 			  struct vnet_pkt **pkts, unsigned n, bool discard,
 			  struct vnet_net_stats *st, bool *notify)

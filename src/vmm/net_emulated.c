@@ -110,24 +110,6 @@ static inline struct rx_slot *rs_slot(struct emu *e, unsigned i)
 	return &e->slots[(e->rs_head + i) % EMU_RX_RESERVE];
 }
 
-/* Copies len bytes of src into the iovec's bytes from offset off. */
-static void iov_store(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
-{
-	const uint8_t *s = src;
-	for (unsigned i = 0; i < n && len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t chunk = iov[i].iov_len - off;
-		if (chunk > len)
-			chunk = len;
-		memcpy((uint8_t *)iov[i].iov_base + off, s, chunk);
-		s += chunk;
-		len -= chunk;
-		off = 0;
-	}
-}
 
 /* Tops the reserve up from the RX ring: one chain without MRG_RXBUF, else
  * chains until they hold rx_need bytes. */
@@ -210,13 +192,13 @@ static int rx_one(struct emu *e)
 	}
 	struct rx_slot *first = rs_slot(e, 0);
 	uint16_t num_buffers = (uint16_t)used;
-	iov_store(first->chain.iov, first->chain.n_in,
+	vnet_buf_to_iov(first->chain.iov, first->chain.n_in,
 		  offsetof(struct virtio_net_hdr_mrg_rxbuf, num_buffers), &num_buffers,
 		  sizeof(num_buffers));
 	if (!e->guest_csum) {
 		/* The tap may mark DATA_VALID; without GUEST_CSUM flags must be 0. */
 		uint8_t zero = 0;
-		iov_store(first->chain.iov, first->chain.n_in, 0, &zero, 1);
+		vnet_buf_to_iov(first->chain.iov, first->chain.n_in, 0, &zero, 1);
 	}
 	for (unsigned i = 0; i < used; i++)
 		vnet_vq_push(&e->rxq, rs_slot(e, i)->chain.head, lens[i]);

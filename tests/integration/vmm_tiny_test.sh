@@ -88,37 +88,8 @@ allowed_cpus
 PG_CPU=${cpus[1]:-${cpus[0]:-0}}
 SW_CPU=${cpus[0]:-0}
 
-# --- TAP bookkeeping (as switch_ctl_test.sh) ------------------------------------
-n=0
-any_fail=0
-fails=()
-fail() { fails+=("$*"); }
-report() { # NAME [LOGFILES...]
-	local name=$1 f
-	shift
-	n=$((n + 1))
-	if ((${#fails[@]} == 0)); then
-		echo "ok $n - $name"
-	else
-		echo "not ok $n - $name"
-		any_fail=1
-		for f in "${fails[@]}"; do echo "# $f"; done
-		for f in "$@"; do
-			[[ -s $f ]] || continue
-			echo "# --- $(basename "$f") (tail) ---"
-			tail -n 15 "$f" | sed 's/^/#   /'
-		done
-	fi
-	fails=()
-}
-over_budget() { # NAME: fails the test without running it when the budget is spent
-	((SECONDS < BUDGET)) && return 1
-	n=$((n + 1))
-	any_fail=1
-	echo "not ok $n - $1"
-	echo "# not run: time budget of ${BUDGET}s spent (${SECONDS}s elapsed)"
-	return 0
-}
+# --- TAP bookkeeping: fail, report, over_budget ---------------------------------
+. "$repo/tests/lib/tap.sh"
 
 # --- namespaces and taps ------------------------------------------------------------
 nsx() { # NS CMD...: CMD in netns NS
