@@ -41,6 +41,14 @@
 #define VIRTIO_NET_F_CTRL_MAC_ADDR       23
 #define VIRTIO_NET_F_SPEED_DUPLEX        63
 
+/* Features under which a guest's TX header may ask for checksum or
+ * segmentation work (flags NEEDS_CSUM, gso_type): without any of them every
+ * field of a TX header must be ignored. */
+#define VNET_NET_OFFLOAD_FEATURES                                                        \
+	((1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_HOST_TSO4) |                \
+	 (1ull << VIRTIO_NET_F_HOST_TSO6) | (1ull << VIRTIO_NET_F_HOST_ECN) |            \
+	 (1ull << VIRTIO_NET_F_HOST_UFO))
+
 #define VNET_BIT(b) (1ull << (b))
 
 /* Per-packet header (virtio 1.2 §5.1.6). */

@@ -761,6 +761,14 @@ unsigned vnet_vhu_rx_burst(struct vnet_vhu_dev *dev, unsigned qp, struct vnet_pk
 					state != VNET_VHU_RING_ENABLED, &dev->rings[ring].stats,
 					&notify);
 	vnet_vhu_ring_exit(dev, ring, tok, notify);
+	/* The handler offers no checksum or segmentation offload, so a guest
+	 * header asking for one is a lie: forwarding it (to a tap, whose
+	 * kernel would act on csum_start/gso fields) is the CVE-2024-11614
+	 * class. Clear it; the test is cheap for the all-zero common case. */
+	if (!(dev->acked_features & VNET_NET_OFFLOAD_FEATURES))
+		for (unsigned i = 0; i < got; i++)
+			if (pkts[i]->vhdr.flags | pkts[i]->vhdr.gso_type)
+				memset(&pkts[i]->vhdr, 0, sizeof(pkts[i]->vhdr));
 	return got;
 }
 
