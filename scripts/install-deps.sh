@@ -44,6 +44,8 @@ PACKAGES=(
 	tshark
 	# vnet-switchd state file and control protocol (JSON)
 	libjansson-dev
+	# vnet-vmm's seccomp filter
+	libseccomp-dev
 	# man pages (optional at build time)
 	scdoc
 )
@@ -63,6 +65,7 @@ BENCH_PACKAGES=(
 	libcmocka-dev
 	libpcap-dev
 	libjansson-dev
+	libseccomp-dev
 	dpdk-dev
 	librte-net-vhost23
 	librte-net-virtio23

@@ -4,9 +4,12 @@
 #include <pcap/pcap.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #define CAPTURE_SLOTS 1024
 #define CAPTURE_SNAPLEN 65535u
@@ -39,12 +42,26 @@ struct sw_capture *sw_capture_start(const char *file, uint64_t count, char *err,
 		return NULL;
 	}
 	c->dead = pcap_open_dead(DLT_EN10MB, (int)CAPTURE_SNAPLEN);
-	c->dumper = c->dead ? pcap_dump_open(c->dead, file) : NULL;
+	/* A new file only, never through a symlink: the daemon may run with
+	 * more rights than whoever names the file. */
+	int fd = c->dead ? open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+	int open_errno = errno;
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	c->dumper = f ? pcap_dump_fopen(c->dead, f) : NULL;
 	if (!c->dumper) {
 		snprintf(err, errlen, "capture: cannot write %s: %s", file,
-			 c->dead ? pcap_geterr(c->dead) : "pcap_open_dead failed");
+			 !c->dead ? "pcap_open_dead failed"
+			 : fd < 0 ? (open_errno == EEXIST ? "file exists (captures never overwrite)"
+				     : open_errno == ELOOP ? "is a symlink (refused)" : strerror(open_errno))
+				  : pcap_geterr(c->dead));
+		if (f)
+			fclose(f);
+		else if (fd >= 0)
+			close(fd);
 		if (c->dead)
 			pcap_close(c->dead);
+		if (fd >= 0)
+			unlink(file);
 		free(c);
 		return NULL;
 	}

@@ -1,5 +1,6 @@
 /* config.c — vnet-switchd's configuration model (see config.h). */
 #include "switch/config.h"
+#include "switch/flow.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -834,13 +835,28 @@ int sw_config_add_flow(struct sw_config *c, const char *bridge, const char *flow
 	char *text;
 	if (sw_flow_text_parse(flow, &prio, &text, err, errlen))
 		return -1;
+	/* The flow table replaces a flow with the same priority and the same
+	 * match however it is spelled ("ip" and "dl_type=0x0800" are one
+	 * match): so does the saved configuration, or a restart would bring
+	 * back flows the running switch replaced. */
+	struct sw_flow_spec spec_new, spec_old;
+	char perr[128], buf[SW_FLOW_TEXT_MAX + 32];
+	snprintf(buf, sizeof buf, "priority=%u,%s", prio, text);
+	bool parsed = sw_flow_spec_parse(buf, SW_PARSE_FLOW, &spec_new, perr, sizeof perr) == 0;
 	char m1[SW_FLOW_TEXT_MAX + 1], m2[SW_FLOW_TEXT_MAX + 1];
 	sw_flow_text_match(text, m1, sizeof m1);
 	for (unsigned i = 0; i < b->nflows; i++) {
 		if (b->flows[i].priority != prio)
 			continue;
-		sw_flow_text_match(b->flows[i].text, m2, sizeof m2);
-		if (!strcmp(m1, m2)) {
+		bool same;
+		snprintf(buf, sizeof buf, "priority=%u,%s", prio, b->flows[i].text);
+		if (parsed && sw_flow_spec_parse(buf, SW_PARSE_FLOW, &spec_old, perr, sizeof perr) == 0) {
+			same = sw_match_equal(&spec_new.match, &spec_old.match);
+		} else {
+			sw_flow_text_match(b->flows[i].text, m2, sizeof m2);
+			same = !strcmp(m1, m2);
+		}
+		if (same) {
 			free(b->flows[i].text);
 			b->flows[i].text = text;
 			return 0;

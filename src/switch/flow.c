@@ -271,14 +271,16 @@ static const struct shorthand shorthands[] = {
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Unsigned number (decimal, 0x hex) ≤ max, whole string. */
+/* Unsigned number (decimal, 0x hex) ≤ max, whole string. A leading zero
+ * is decimal, as in ovs-ofctl (and as the saved configuration reads it). */
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
 	if (!*s || !isdigit((unsigned char)*s))
 		return false;
 	char *end;
 	errno = 0;
-	unsigned long v = strtoul(s, &end, 0);
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	unsigned long v = strtoul(s, &end, hex ? 16 : 10);
 	if (errno || *end || v > max)
 		return false;
 	*out = v;

@@ -1,4 +1,12 @@
-/* persist.c — atomic save and careful load of the state file (persist.h). */
+/*
+ * persist.c — atomic save and careful load of the state file (persist.h).
+ * The file is never reached through a symbolic link: the temp file is made
+ * with O_CREAT|O_EXCL (mkostemp, mode 0600), the rename replaces whatever
+ * name was there, and load opens with O_NOFOLLOW and refuses anything but a
+ * regular file (O_NONBLOCK so that a planted FIFO cannot hang the start).
+ *
+ * Thread-safety: no shared state; callers serialise saves of one path.
+ */
 #include "switch/persist.h"
 
 #include <dirent.h>
@@ -175,12 +183,15 @@ int sw_persist_load(const char *path, struct sw_config **out, char *err, size_t 
 		return fail(err, errlen, "invalid state file path");
 	remove_stale_temps(dir, base);
 
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT) {
 			*out = sw_config_new();
 			return *out ? SW_PERSIST_OK : fail(err, errlen, "out of memory");
 		}
+		if (errno == ELOOP)
+			return fail(err, errlen, "state file %s is a symbolic link: refusing to follow "
+				    "it (remove it; the daemon writes a regular file there)", path);
 		return fail(err, errlen, "cannot open state file %s: %s", path, strerror(errno));
 	}
 	struct stat st;

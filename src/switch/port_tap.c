@@ -137,9 +137,11 @@ static int tap_open(struct sw_port *p, char *err, size_t errlen)
 		if (nq > 1)
 			ifr.ifr_flags |= IFF_MULTI_QUEUE;
 		if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-			snprintf(err, errlen, "tap: cannot %s %s%s: %s",
+			int e = errno;
+			snprintf(err, errlen, "tap: cannot %s %s%s: %s%s",
 				 t->created ? "create" : "attach to", name,
-				 nq > 1 ? " (multiqueue)" : "", strerror(errno));
+				 nq > 1 ? " (multiqueue)" : "", strerror(e),
+				 e == EPERM ? " (needs CAP_NET_ADMIN, or a tap owned by this user and up)" : "");
 			goto fail;
 		}
 		int hl = TAP_HDR_LEN;

@@ -18,7 +18,19 @@
  * tx-retries); what still does not fit is dropped (tx_dropped).
  *
  * One connection at a time: in server mode a second connection while one is
- * active is accepted and closed at once, with a log line.
+ * active is accepted and closed at once; the first refusal is logged, then
+ * at most one line a minute with a count (a flood must not flood the log),
+ * and `show` says how many were refused.
+ *
+ * The control thread serves every port and the control socket, so no
+ * front-end may make it wait. The library reads a message with a blocking
+ * recv bounded by its I/O timeout per call, which a front-end trickling a
+ * message byte by byte would turn into minutes, and it sends replies the
+ * same way. So a message is handed to the library only once all of it has
+ * arrived (header peeked, FIONREAD); one still incomplete after
+ * VHU_MSG_COMPLETE_MS drops the connection. And a front-end that leaves
+ * more than VHU_MAX_UNREAD_REPLY bytes of replies unread (SIOCOUTQ) is
+ * dropped before the next message, so a reply never waits for room.
  *
  * ---- Teardown handover (control thread vs poll-mode threads) ----
  *
@@ -65,11 +77,16 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdalign.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vnet/log.h"
@@ -78,6 +95,13 @@
 
 #define VHU_RECONNECT_MAX_MS 1000u
 #define VHU_MAX_MSGS_PER_SERVICE 256
+#define VHU_MAX_ACCEPTS_PER_SERVICE 64
+/* A message must arrive whole within this (a real front-end writes it at once). */
+#define VHU_MSG_COMPLETE_MS 1000u
+/* Replies a front-end has not read, as the kernel counts them (about 1 KiB a
+ * reply): a front-end that waits for its answers never gets near. */
+#define VHU_MAX_UNREAD_REPLY (32 * 1024)
+#define VHU_LOG_REPEAT_NS 60000000000ull
 
 struct busy_ctr {
 	alignas(64) atomic_uint n;
@@ -96,6 +120,8 @@ struct vhu_port {
 	struct vnet_vhu_reconnect rc;
 	bool connected;               /* control thread's view */
 	uint64_t connections, refused;
+	uint64_t refused_unlogged, refused_logged_ns;
+	uint64_t partial_since_ns;    /* an incomplete message is waiting since; 0 = none */
 	char last_error[160];
 
 	alignas(64) atomic_int up;    /* the gate; see the top of the file */
@@ -147,6 +173,13 @@ static int vhu_attach(struct vhu_port *v, int sock)
 	return 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void vhu_disconnect(struct vhu_port *v)
 {
 	atomic_store(&v->up, 0); /* seq_cst, before reading the busy counters */
@@ -159,6 +192,7 @@ static void vhu_disconnect(struct vhu_port *v)
 		snprintf(v->last_error, sizeof(v->last_error), "%s", v->dev.last_error);
 	vnet_vhu_dev_fini(&v->dev);
 	v->connected = false;
+	v->partial_since_ns = 0;
 	memset(&v->rc, 0, sizeof(v->rc)); /* client: first retry without delay */
 	vnet_info("vhost-user %s: disconnected; %s", v->port->name,
 		  v->server ? "listening again" : "reconnecting");
@@ -298,23 +332,104 @@ static void vhu_close(struct sw_port *p)
 	p->priv = NULL;
 }
 
-/* Server mode: accept a pending connection (refused while one is active). */
+/* Server mode: accept pending connections (refused while one is active); a
+ * bounded number per call, so a client connecting in a loop cannot keep the
+ * control thread here. */
 static void vhu_accept(struct vhu_port *v)
 {
 	struct pollfd pfd = {.fd = v->listen_fd, .events = POLLIN};
-	while (poll(&pfd, 1, 0) == 1) {
+	for (int i = 0; i < VHU_MAX_ACCEPTS_PER_SERVICE && poll(&pfd, 1, 0) == 1; i++) {
 		int s = vnet_vhu_accept(v->listen_fd);
 		if (s < 0)
 			return;
 		if (v->connected) {
 			v->refused++;
-			vnet_warn("vhost-user %s: refusing a second connection on %s "
-				  "(one front-end at a time)",
-				  v->port->name, v->path);
 			close(s);
+			uint64_t t = mono_ns();
+			if (v->refused_logged_ns && t - v->refused_logged_ns < VHU_LOG_REPEAT_NS) {
+				v->refused_unlogged++;
+				continue;
+			}
+			if (v->refused_unlogged)
+				vnet_warn("vhost-user %s: refused %llu more connections on %s "
+					  "(one front-end at a time)",
+					  v->port->name, (unsigned long long)v->refused_unlogged + 1,
+					  v->path);
+			else
+				vnet_warn("vhost-user %s: refusing a second connection on %s "
+					  "(one front-end at a time; further refusals are "
+					  "counted, logged once a minute at most)",
+					  v->port->name, v->path);
+			v->refused_logged_ns = t;
+			v->refused_unlogged = 0;
 			continue;
 		}
 		vhu_attach(v, s);
+	}
+}
+
+/* Drops the connection for a reason of ours (the library logs its own). */
+static void vhu_drop(struct vhu_port *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void vhu_drop(struct vhu_port *v, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(v->dev.last_error, sizeof(v->dev.last_error), fmt, ap);
+	va_end(ap);
+	vnet_err("vhost-user %s: %s; closing connection", v->port->name, v->dev.last_error);
+	vhu_disconnect(v);
+}
+
+/*
+ * Whether the next message can be read without waiting: true when it is all
+ * there (or the library will refuse it from its header alone, or the peer
+ * hung up), false while part of it is still on the way.
+ */
+static bool vhu_message_whole(struct vhu_port *v, int *queued)
+{
+	int n = 0;
+	if (ioctl(v->dev.sock, FIONREAD, &n) < 0 || n == 0)
+		return true; /* let the library find out (0 bytes readable: hang-up) */
+	*queued = n;
+	struct vnet_vhu_msg hdr;
+	if ((size_t)n < VHOST_USER_HDR_SIZE)
+		return false;
+	ssize_t got = recv(v->dev.sock, &hdr, VHOST_USER_HDR_SIZE, MSG_PEEK | MSG_DONTWAIT);
+	if (got < (ssize_t)VHOST_USER_HDR_SIZE)
+		return true; /* split around passed fds: the bytes are all queued anyway */
+	return hdr.size > VHOST_USER_PAYLOAD_MAX || (size_t)n >= VHOST_USER_HDR_SIZE + hdr.size;
+}
+
+static void vhu_serve_messages(struct vhu_port *v)
+{
+	for (int i = 0; v->connected && i < VHU_MAX_MSGS_PER_SERVICE; i++) {
+		struct pollfd pfd = {.fd = v->dev.sock, .events = POLLIN};
+		if (poll(&pfd, 1, 0) != 1)
+			break;
+		int queued = 0;
+		if (!vhu_message_whole(v, &queued)) {
+			uint64_t t = mono_ns();
+			if (!v->partial_since_ns)
+				v->partial_since_ns = t;
+			else if (t - v->partial_since_ns > VHU_MSG_COMPLETE_MS * 1000000ull)
+				vhu_drop(v, "a message stayed incomplete for %u ms (%d bytes came)",
+					 VHU_MSG_COMPLETE_MS, queued);
+			break;
+		}
+		v->partial_since_ns = 0;
+		int unread = 0;
+		if (ioctl(v->dev.sock, SIOCOUTQ, &unread) == 0 && unread > VHU_MAX_UNREAD_REPLY) {
+			vhu_drop(v, "the front-end does not read its replies (%d bytes unread)",
+				 unread);
+			break;
+		}
+		int e = vnet_vhu_dev_handle(&v->dev);
+		if (e < 0 && e != -EAGAIN)
+			vhu_disconnect(v);
+		else if (e == -EAGAIN)
+			break;
 	}
 }
 
@@ -328,23 +443,16 @@ static void vhu_service(struct sw_port *p)
 		if (s >= 0)
 			vhu_attach(v, s);
 	}
-	for (int i = 0; v->connected && i < VHU_MAX_MSGS_PER_SERVICE; i++) {
-		struct pollfd pfd = {.fd = v->dev.sock, .events = POLLIN};
-		if (poll(&pfd, 1, 0) != 1)
-			break;
-		int e = vnet_vhu_dev_handle(&v->dev);
-		if (e < 0 && e != -EAGAIN)
-			vhu_disconnect(v);
-		else if (e == -EAGAIN)
-			break;
-	}
+	vhu_serve_messages(v);
 }
 
 static int vhu_service_fd(struct sw_port *p)
 {
 	struct vhu_port *v = p->priv;
+	/* An incomplete message keeps the socket readable: waking on it would
+	 * spin the control thread, so it is looked at on the tick instead. */
 	if (v->connected)
-		return v->dev.sock;
+		return v->partial_since_ns ? -1 : v->dev.sock;
 	return v->server ? v->listen_fd : -1; /* client: retried on the tick */
 }
 
@@ -485,8 +593,11 @@ static void vhu_describe(struct sw_port *p, char *buf, size_t len)
 		if (atomic_load(&v->dev.rings[2 * q].state) == VNET_VHU_RING_ENABLED &&
 		    atomic_load(&v->dev.rings[2 * q + 1].state) == VNET_VHU_RING_ENABLED)
 			enabled++;
-	snprintf(buf, len, "%s %s connected, %u/%u queue pairs enabled", role, v->path, enabled,
-		 v->queues);
+	int n = snprintf(buf, len, "%s %s connected, %u/%u queue pairs enabled", role, v->path,
+			 enabled, v->queues);
+	if (v->refused && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ", %llu other connections refused",
+			 (unsigned long long)v->refused);
 }
 
 const struct sw_port_ops sw_port_vhost_user_ops = {

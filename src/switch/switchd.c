@@ -7,10 +7,18 @@
  * Every configuration change is validated on a copy of the configuration,
  * applied to the running switch, and only then made current and saved: a
  * refused command changes nothing.
+ *
+ * Least privilege: the daemon needs no privilege for vhost-user ports, only
+ * its run and state directories (which must be its own or root's, not
+ * symbolic links, not writable by everyone: util/private_dir.h); the control
+ * socket is 0600, or 0660 for --ctl-group. Sockets are never created through
+ * a symbolic link (vnet_vhu_listen refuses anything at the path that is not
+ * a socket).
  */
 #include "switch/switchd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +35,7 @@
 #include "switch/ctl_proto.h"
 #include "switch/persist.h"
 #include "util/cycles.h"
+#include "util/private_dir.h"
 #include "vnet/log.h"
 #include "vnet/vhost_user.h"
 
@@ -757,11 +766,12 @@ static void apply_config(struct switchd *sd)
 	}
 }
 
-static int make_dir(const char *path, mode_t mode)
+static int make_dir(const char *what, const char *path, mode_t mode)
 {
-	if (mkdir(path, mode) == 0 || errno == EEXIST)
+	char err[512];
+	if (vnet_private_dir(path, mode, err, sizeof(err)) == 0)
 		return 0;
-	vnet_err("switchd: cannot create %s: %s", path, strerror(errno));
+	vnet_err("switchd: %s: %s", what, err);
 	return -1;
 }
 
@@ -796,11 +806,14 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: vnet-switchd [--foreground] [--log-level error|warn|info|debug]\n"
 		   "                    [--pmd-cpus LIST] [--pmd-idle-spins N]\n"
-		   "                    [--run-dir DIR] [--state-dir DIR]\n"
+		   "                    [--run-dir DIR] [--state-dir DIR] [--ctl-group GROUP]\n"
 		   "  defaults: run dir /run/vnet (VNET_RUN_DIR), state dir /var/lib/vnet\n"
 		   "  (VNET_STATE_DIR), one PMD on the last CPU; control socket\n"
-		   "  <run dir>/vnet-switchd.ctl (0600); a PMD sleeps after %u empty\n"
-		   "  polling rounds (--pmd-idle-spins; 0 = never sleep)\n", SD_DEFAULT_IDLE_SPINS);
+		   "  <run dir>/vnet-switchd.ctl (0600; 0660 and group GROUP with --ctl-group);\n"
+		   "  a PMD sleeps after %u empty polling rounds (--pmd-idle-spins; 0 = never)\n"
+		   "  No privilege is needed for vhost-user ports; tap ports need CAP_NET_ADMIN\n"
+		   "  (or an existing tap owned by this user, up), afpacket ports CAP_NET_RAW.\n",
+		   SD_DEFAULT_IDLE_SPINS);
 }
 
 int main(int argc, char **argv)
@@ -808,14 +821,14 @@ int main(int argc, char **argv)
 	static struct switchd sd;
 	g_sd = &sd;
 	const char *run_dir = getenv("VNET_RUN_DIR"), *state_dir = getenv("VNET_STATE_DIR");
-	const char *pmd_cpus = NULL;
+	const char *pmd_cpus = NULL, *ctl_group = NULL;
 	unsigned idle_spins = SD_DEFAULT_IDLE_SPINS;
 	bool foreground = false;
 	static const struct option opts[] = {
 		{"foreground", 0, 0, 'f'}, {"log-level", 1, 0, 'l'}, {"pmd-cpus", 1, 0, 'c'},
 		{"run-dir", 1, 0, 'r'},    {"state-dir", 1, 0, 's'}, {"help", 0, 0, 'h'},
 		{"version", 0, 0, 'V'},    {"pmd-idle-spins", 1, 0, 'i'},
-		{0, 0, 0, 0},
+		{"ctl-group", 1, 0, 'g'},  {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
@@ -845,6 +858,7 @@ int main(int argc, char **argv)
 		}
 		case 'r': run_dir = optarg; break;
 		case 's': state_dir = optarg; break;
+		case 'g': ctl_group = optarg; break;
 		case 'V': printf("vnet-switchd %s\n", VNET_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -855,8 +869,13 @@ int main(int argc, char **argv)
 	snprintf(sd.ctl_path, sizeof(sd.ctl_path), "%s/vnet-switchd.ctl", sd.run_dir);
 	snprintf(sd.state_path, sizeof(sd.state_path), "%s/state.json", sd.state_dir);
 	setenv("VNET_RUN_DIR", sd.run_dir, 1); /* vhost-user ports' default socket dir */
-	if (make_dir(sd.run_dir, 0755) < 0 || make_dir(sd.state_dir, 0700) < 0)
+	if (make_dir("run dir", sd.run_dir, 0755) < 0 || make_dir("state dir", sd.state_dir, 0700) < 0)
 		return 1;
+	gid_t ctl_gid = (gid_t)-1;
+	if (ctl_group && vnet_group_id(ctl_group, &ctl_gid) < 0) {
+		fprintf(stderr, "vnet-switchd: --ctl-group %s: no such group\n", ctl_group);
+		return 2;
+	}
 
 	int cpus[SD_MAX_PMDS];
 	int ncpu = pmd_cpus ? parse_cpus(pmd_cpus, cpus, SD_MAX_PMDS) : 1;
@@ -877,9 +896,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	sd.ctl_fd = vnet_vhu_listen(sd.ctl_path, 0600, err, sizeof(err));
+	sd.ctl_fd = vnet_vhu_listen(sd.ctl_path, ctl_group ? 0660 : 0600, err, sizeof(err));
 	if (sd.ctl_fd < 0) {
 		vnet_err("switchd: control socket: %s", err);
+		return 1;
+	}
+	/* AT_SYMLINK_NOFOLLOW: a link swapped in since the bind gains nothing. */
+	if (ctl_group && fchownat(AT_FDCWD, sd.ctl_path, (uid_t)-1, ctl_gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		vnet_err("switchd: cannot give the control socket %s to group %s: %s", sd.ctl_path,
+			 ctl_group, strerror(errno));
+		close(sd.ctl_fd);
+		unlink(sd.ctl_path);
 		return 1;
 	}
 	if (!foreground && daemon(0, 1) < 0) {

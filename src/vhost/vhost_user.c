@@ -344,8 +344,9 @@ int vnet_vhu_listen(const char *path, unsigned mode, char *err, size_t errlen)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return reason(err, errlen, -errno, "socket: %s", strerror(errno));
-	/* Create with no permissions, then widen: no window with a looser mode. */
-	mode_t old = umask(0777);
+	/* The socket is born with its final mode (a chmod afterwards would
+	 * follow a symlink swapped in after the bind). */
+	mode_t old = umask(~mode & 0777);
 	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	int bind_errno = errno;
 	umask(old);
@@ -353,7 +354,7 @@ int vnet_vhu_listen(const char *path, unsigned mode, char *err, size_t errlen)
 		close(fd);
 		return reason(err, errlen, -bind_errno, "bind %s: %s", path, strerror(bind_errno));
 	}
-	if (chmod(path, mode) < 0 || listen(fd, 16) < 0) {
+	if (listen(fd, 16) < 0) {
 		int e = errno;
 		close(fd);
 		unlink(path);

@@ -2,6 +2,7 @@
 #include "vnet/vhost_user_backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,6 +348,18 @@ static int set_vring_fd(struct vnet_vhu_dev *dev, const struct vnet_vhu_msg *msg
 	struct vnet_vhu_ring *r = &dev->rings[idx];
 	int fd = nfds ? fds[0] : -1;
 	fds[0] = -1; /* ownership moves to the ring */
+	/* The data plane writes call and err on its polling thread: a full
+	 * pipe, or an eventfd whose counter the front-end ran up to the
+	 * maximum, must give EAGAIN, never block it. (Kick is only read after
+	 * epoll says it is readable.) */
+	if (fd >= 0 && msg->request != VHOST_USER_SET_VRING_KICK) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+			int err = errno;
+			close(fd);
+			return fail(dev, -err, "%s: fd refused: %s", name, strerror(err));
+		}
+	}
 
 	ring_lock(r);
 	int ret = SERVED_OK;

@@ -123,15 +123,18 @@ unsigned vnet_net_enqueue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt 
 {
 	struct vnet_vq_chain chains[VNET_NET_BURST];
 	struct iovec iov[VNET_NET_BURST * VNET_NET_MAX_SEGS];
-	unsigned delivered = 0;
+	unsigned delivered = 0, taken = 0;
 	*notify = false;
-	while (delivered < n) {
+	/* Chains that are not RX buffers are consumed without a packet: bound
+	 * the call by one ring's worth so a guest cannot keep us here. */
+	while (delivered < n && taken < vq->size) {
 		unsigned want = n - delivered;
 		if (want > VNET_NET_BURST)
 			want = VNET_NET_BURST;
 		unsigned got = vnet_vq_pop_burst(vq, chains, want, iov, VNET_NET_MAX_SEGS);
 		if (got == 0)
 			break;
+		taken += got;
 		/* Guest RX buffers were last touched by the driver's CPU: ask for
 		 * ownership of their first lines for the whole burst at once. */
 		for (unsigned i = 0; i < got; i++)

@@ -99,6 +99,17 @@ int vnet_vq_attach(struct vnet_vq *vq, struct vnet_guestmem *gm, const struct vn
 		vq->broken_reason[0] = '\0';
 		return -EFAULT;
 	}
+	/* The used ring is the one area the device writes: if it overlapped the
+	 * descriptors or the avail ring, the device's own writes would feed it
+	 * new "available" chains for ever (a fuzzer found that spin). */
+	uint64_t used_end = cfg->used_addr + 6 + 8ull * cfg->size;
+	if ((cfg->used_addr < cfg->desc_addr + 16ull * cfg->size && cfg->desc_addr < used_end) ||
+	    (cfg->used_addr < cfg->avail_addr + 6 + 2ull * cfg->size && cfg->avail_addr < used_end)) {
+		vnet_err("virtqueue %s: used ring 0x%llx overlaps the descriptors 0x%llx or the avail "
+			 "ring 0x%llx", vq->name, (unsigned long long)cfg->used_addr,
+			 (unsigned long long)cfg->desc_addr, (unsigned long long)cfg->avail_addr);
+		return -EINVAL; /* not attached: nothing to undo */
+	}
 	vq->inflight_map = calloc((vq->size + 63) / 64, sizeof(uint64_t));
 	if (!vq->inflight_map)
 		return -ENOMEM;

@@ -2,13 +2,14 @@
  * main.c — vnet-vmm: command line, start-up order, exit status.
  *
  *   vnet-vmm --kernel IMAGE [--initrd FILE] [--cmdline S] [--mem 256M]
- *            [--cpus N] [--net SPEC]... [--log-level L]
+ *            [--cpus N] [--net SPEC]... [--log-level L] [--seccomp on|off]
  *
  * Start-up order: VM and RAM, legacy devices and UART, NICs (each opens its
  * back-end now, so a missing tap or a dead socket fails before the guest
  * runs), then the kernel (after the NICs: virtio-mmio devices add their
- * hints to the command line). Exit status: the guest's (debug-exit port),
- * 0 on a guest reset/reboot, 1 on a VMM error, 2 on a usage error,
+ * hints to the command line), then the seccomp filter (seccomp.h: nothing
+ * after this point opens a file or starts a process). Exit status: the
+ * guest's (debug-exit port), 0 on a guest reset/reboot, 1 on a VMM error, 2 on a usage error,
  * 128+N on signal N.
  */
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include "vmm/legacy.h"
 #include "vmm/net_dev.h"
 #include "vmm/pci.h"
+#include "vmm/seccomp.h"
 #include "vmm/vmm.h"
 
 #define MAX_NICS 4
@@ -43,6 +45,8 @@ static void usage(FILE *f)
 		"      mode=vhost-user,socket=PATH[,server=on]   a vhost-user back-end serves them\n"
 		"    with optional ,mac=52:54:00:xx:xx:xx  ,transport=pci|mmio (default pci)  ,mtu=N\n"
 		"  --log-level L      error|warn|info|debug (default warn)\n"
+		"  --seccomp on|off   system-call filter on every thread once the VM is set up\n"
+		"                     (default on; a forbidden call stops the VM with a message)\n"
 		"The console is the guest's ttyS0 on stdin/stdout. Exit status: the guest's (a byte\n"
 		"written to I/O port 0x501), 0 when the guest reboots, 1 on an error.\n",
 		VMM_MAX_CPUS, MAX_NICS);
@@ -76,12 +80,14 @@ int main(int argc, char **argv)
 		{ "cmdline", required_argument, NULL, 'c' }, { "mem", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'p' },    { "net", required_argument, NULL, 'n' },
 		{ "log-level", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ "seccomp", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct boot_config boot = { .cmdline = DEFAULT_CMDLINE };
 	struct vmm_config vcfg = { 0 };
 	struct net_dev_config nets[MAX_NICS];
 	unsigned nnets = 0;
+	bool seccomp = true;
 	char err[200];
 	int c;
 
@@ -127,6 +133,13 @@ int main(int argc, char **argv)
 			vnet_log_set_level((enum vnet_log_level)lvl);
 			break;
 		}
+		case 's':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "vnet-vmm: --seccomp %s: on|off\n", optarg);
+				return 2;
+			}
+			seccomp = !strcmp(optarg, "on");
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -151,6 +164,12 @@ int main(int argc, char **argv)
 		rc = net_dev_create(&vmm, &nets[i], i, &nics[i]);
 	if (rc == 0)
 		rc = boot_load(&vmm, &boot);
+	if (rc == 0 && seccomp) {
+		struct vmm_seccomp_needs needs = { 0 };
+		for (unsigned i = 0; i < nnets; i++)
+			vmm_seccomp_needs_add(&needs, &nets[i]);
+		rc = vmm_seccomp_install(&needs);
+	}
 	int status = 1;
 	if (rc == 0)
 		status = vmm_run(&vmm);

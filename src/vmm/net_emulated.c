@@ -323,6 +323,11 @@ static void *emu_thread(void *arg)
 {
 	struct emu *e = arg;
 	bool tx_more = true, rx_more = true; /* serve what was posted before start */
+	/* Named from inside: naming another thread opens /proc/self/task/N/comm,
+	 * which the seccomp filter forbids. */
+	char tname[16];
+	snprintf(tname, sizeof(tname), "%.11s-io", e->name);
+	pthread_setname_np(pthread_self(), tname);
 	while (!atomic_load(&e->exit_now)) {
 		struct epoll_event ev[4];
 		int n = epoll_wait(e->epoll_fd, ev, 4, tx_more || rx_more ? 0 : -1);
@@ -502,9 +507,6 @@ static int emu_start(struct net_dev *nd)
 		vnet_err("vnet-vmm: %s: cannot start the I/O thread: %s", e->name, strerror(-rc));
 		goto fail;
 	}
-	char tname[16];
-	snprintf(tname, sizeof(tname), "%.11s-io", e->name);
-	pthread_setname_np(e->thread, tname);
 	e->running = true;
 	return 0;
 fail:

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "vnet/log.h"
+#include "vmm/seccomp.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -121,6 +122,12 @@ static void *vcpu_thread(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
+	if (vmm_seccomp_enter_thread() < 0) {
+		vmm_request_exit(vmm, 1);
+		return NULL;
+	}
+	if (v->index == 0)
+		vmm_seccomp_selftest();
 
 	sigset_t set;
 	sigemptyset(&set);

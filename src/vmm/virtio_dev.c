@@ -108,6 +108,7 @@ static void reset(struct virtio_dev *dev)
 		dev->ops->deactivate(dev);
 	dev->active = false;
 	dev->irq_bypass = false;
+	dev->refusal_logged = false;
 	dev->status = 0;
 	dev->driver_features = 0;
 	dev->device_features_sel = dev->driver_features_sel = 0;
@@ -155,9 +156,12 @@ void virtio_dev_write_status(struct virtio_dev *dev, uint8_t status)
 	if (set & VIRTIO_STATUS_FEATURES_OK) {
 		uint64_t extra = dev->driver_features & ~dev->device_features;
 		if (extra || !(dev->driver_features & (1ull << VIRTIO_F_VERSION_1))) {
-			vnet_warn("vnet-vmm: %s: FEATURES_OK refused (driver features 0x%llx, device offers 0x%llx)",
+			/* Once per reset: a guest retrying in a loop must not flood the log. */
+			if (!dev->refusal_logged)
+				vnet_warn("vnet-vmm: %s: FEATURES_OK refused (driver features 0x%llx, device offers 0x%llx)",
 				  dev->name, (unsigned long long)dev->driver_features,
 				  (unsigned long long)dev->device_features);
+			dev->refusal_logged = true;
 			status &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 		}
 	}

@@ -111,6 +111,7 @@ struct virtio_dev {
 	 * VMM never sees those interrupts and Linux ignores one without it. */
 	bool irq_bypass;
 	bool active;                /* activate() succeeded, deactivate() pending */
+	bool refusal_logged;        /* a FEATURES_OK refusal was logged since the reset */
 	/* DEVICE_NEEDS_RESET, set from any thread without dev->lock (a data-plane
 	 * thread may report a broken ring while a vCPU holds the lock to stop
 	 * it); status reads OR it in; a reset clears it. */

@@ -108,8 +108,10 @@ static void reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 	case REG_QUEUE_NUM: virtio_dev_write_queue_size(dev, (uint16_t)(v > 0xffff ? 0 : v)); break;
 	case REG_QUEUE_READY:
 		virtio_dev_write_queue_ready(dev, v != 0);
-		if (q && q->ready)
-			set_kick(m, dev->queue_sel, true);
+		/* The doorbell is an ioeventfd exactly while the queue is ready, so
+		 * a notify of a disabled queue exits here and is refused. */
+		if (q)
+			set_kick(m, dev->queue_sel, q->ready);
 		break;
 	case REG_QUEUE_NOTIFY: virtio_dev_notify(dev, v); break;
 	case REG_INTERRUPT_ACK: atomic_fetch_and(&dev->isr, ~v); break;

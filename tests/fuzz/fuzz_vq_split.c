@@ -12,7 +12,17 @@
  *
  * Every writable iovec handed out is memset, so an out-of-bounds piece hits a
  * guard page or ASan. The harness aborts when an invariant of the header
- * contract fails (see check_chain(), op_flush() ...).
+ * contract fails (see check_chain(), op_flush() ...). Every notification
+ * decision (flush) is checked against the spec's rule (virtio 1.2 §2.7.7 /
+ * §2.7.10: NO_INTERRUPT, or EVENT_IDX's used_event crossed since the last
+ * decision), so a missed interrupt shows.
+ *
+ * The same rings also feed libvnet's virtio-net frame path (net_rxtx.h):
+ * guest TX (vnet_net_dequeue, header split across descriptors, chains
+ * shorter than the header, device-writable parts, oversized frames) and
+ * guest RX (vnet_net_enqueue into multi-descriptor writable chains), with
+ * their accounting checked (every chain returned and counted once, packets
+ * Ethernet-sized, the pool gets every packet back).
  *
  * Input format (all integers little-endian; missing bytes read as 0):
  *   h0: bits 0-2 log2(queue size) (1..128), bit 3 INDIRECT_DESC,
@@ -34,7 +44,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "testmem.h"
+#include "fuzz_vq_split.h"
 #include "vnet/guestmem.h"
 #include "vnet/log.h"
 #include "vnet/virtio_ring.h"
@@ -43,45 +53,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-#define CHECK(cond)                                                                     \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
-			fprintf(stderr, "fuzz_vq_split: invariant failed at %s:%d: %s\n", \
-				__FILE__, __LINE__, #cond);                             \
-			abort();                                                        \
-		}                                                                       \
-	} while (0)
-
-/* Guest memory layout (GPA). */
-#define R0_GPA   0x10000ull /* rings + data, RW */
-#define R0_SIZE  0x4000ull
-#define R1_GPA   0x14000ull /* adjacent to R0: buffers may straddle */
-#define R2_GPA   0x20000ull /* after a gap */
-#define R2_GPA_MOVED 0x30000ull
-#define R2_SIZE  0x2000ull
-#define SHADOW_GPA 0x40000000ull /* GPAs given to testmem for the extra mappings */
-
-/* testmem maps, created once and reused by every input (mmap per input
- * would cost more than the run itself). Map sizes equal region sizes, so the
- * guard page right after each region's last byte always applies. */
-enum {
-	MAP_R0,          /* rings + data */
-	MAP_R0_SHADOW,   /* second host mapping of R0 (see OP_REPLACE 4) */
-	MAP_R1,          /* + variant 0..3: region 1 comes in four sizes */
-	MAP_R2 = MAP_R1 + 4,
-	MAP_COUNT
-};
-#define R1_SIZE(v) (0x1000ull + (uint64_t)(v) * 0x1f0)
-
-#define DEF_DESC  (R0_GPA + 0x0000)
-#define DEF_AVAIL (R0_GPA + 0x1000)
-#define DEF_USED  (R0_GPA + 0x2000)
-#define CUSTOM_BASE 0xfe00ull
-
-#define MAX_QSIZE 128
-#define IOV_MAX_POP 320   /* > VNET_VQ_MAX_SEGS */
-#define BURST_MAX 32
-#define BURST_IOV_MAX 24
 
 enum {
 	OP_DESC,        /* u8 idx, addr, len, u8 flags, u8 next: ring descriptor */
@@ -103,86 +74,17 @@ enum {
 	OP_REPLACE,     /* u8 variant */
 	OP_CHAIN,       /* u8 n, u8 start, n x (addr, len, u8 write): build + publish */
 	OP_INDIRECT,    /* u8 n, u8 idx, addr(table), n x (addr, len, u8 write) */
+	OP_NET_TX,      /* u8 flags: guest TX chains -> packets (vnet_net_dequeue) */
+	OP_NET_RX,      /* u8 flags, n x u16 len: packets -> guest RX (vnet_net_enqueue) */
 	OP_COUNT
 };
 
-struct reader {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint8_t rd8(struct reader *r)
-{
-	if (!r->n)
-		return 0;
-	r->n--;
-	return *r->p++;
-}
-
-static uint16_t rd16(struct reader *r)
-{
-	uint16_t lo = rd8(r);
-	return (uint16_t)(lo | (uint16_t)rd8(r) << 8);
-}
-
-static uint32_t rd32(struct reader *r)
-{
-	uint32_t lo = rd16(r);
-	return lo | (uint32_t)rd16(r) << 16;
-}
-
-static uint64_t rd64(struct reader *r)
-{
-	uint64_t lo = rd32(r);
-	return lo | (uint64_t)rd32(r) << 32;
-}
-
-/* A region as the harness (the guest) sees it right now. */
-struct region {
-	uint64_t gpa, size;
-	unsigned prot;
-	unsigned map;  /* index into testmem maps of the live host mapping */
-	bool present;
-};
-
-struct inflight {
-	uint16_t head;
-	uint32_t in_len;
-};
-
-struct pushed {
-	uint16_t head;
-	uint32_t len;
-};
-
-static struct {
-	struct testmem m;
-	struct region reg[3];
-	uint16_t qsize;
-	uint64_t features;
-	struct vnet_vq_config cfg;
-	uint64_t desc_gpa, avail_gpa, used_gpa; /* where the guest keeps its rings */
-	struct vnet_vq vq;
-	bool attached;
-	uint16_t avail_shadow;
-	struct inflight fl[MAX_QSIZE * 2];
-	unsigned nfl;
-	struct pushed pend[MAX_QSIZE * 2];
-	unsigned npend;
-	bool used_dirty;   /* something other than the device wrote the used ring */
-	bool was_broken;
-	unsigned log_at_break;
-	bool mem_ready;
-	bool revoked; /* one R0 mapping is PROT_NONE */
-	struct iovec iov[BURST_MAX * BURST_IOV_MAX + IOV_MAX_POP];
-	struct vnet_vq_chain chains[BURST_MAX];
-} S;
-
+struct vq_harness S;
 static size_t page_sz;
 
 /* ---- guest-side memory access (the driver's view) ---- */
 
-static uint8_t *ghost(uint64_t gpa)
+uint8_t *ghost(uint64_t gpa)
 {
 	for (unsigned i = 0; i < 3; i++) {
 		const struct region *r = &S.reg[i];
@@ -210,7 +112,7 @@ static void gwrite(uint64_t gpa, const void *src, size_t len)
 		S.used_dirty = true;
 }
 
-static bool gread(uint64_t gpa, void *dst, size_t len)
+bool gread(uint64_t gpa, void *dst, size_t len)
 {
 	uint8_t *d = dst;
 	for (size_t i = 0; i < len; i++) {
@@ -227,7 +129,7 @@ static void gwrite16(uint64_t gpa, uint16_t v)
 	gwrite(gpa, &v, sizeof(v));
 }
 
-static uint16_t gread16(uint64_t gpa)
+uint16_t gread16(uint64_t gpa)
 {
 	uint16_t v = 0;
 	gread(gpa, &v, sizeof(v));
@@ -333,286 +235,6 @@ static void op_replace(struct reader *r)
 	publish_table();
 }
 
-/* ---- the device, with invariant checks ---- */
-
-static unsigned log_count(void)
-{
-	return testlog_count();
-}
-
-/* Called after every device operation. */
-static void check_state(void)
-{
-	if (!S.attached)
-		return;
-	if (S.vq.broken && !S.was_broken) {
-		S.was_broken = true;
-		S.log_at_break = log_count();
-	}
-	if (S.was_broken) {
-		CHECK(S.vq.broken);
-		CHECK(log_count() == S.log_at_break); /* logged once, then silent */
-	}
-	CHECK(S.nfl <= S.qsize);
-	if (!S.vq.broken)
-		CHECK(S.vq.inflight == S.nfl);
-}
-
-static bool piece_ok(const struct vnet_mem_table *t, const struct iovec *v, bool write)
-{
-	if (v->iov_len == 0)
-		return true;
-	unsigned n = vnet_mem_table_count(t);
-	for (unsigned i = 0; i < n; i++) {
-		const struct vnet_mem_region *rg = vnet_mem_table_region(t, i);
-		uintptr_t b = (uintptr_t)rg->host, p = (uintptr_t)v->iov_base;
-		if (p >= b && p - b < rg->size && v->iov_len <= rg->size - (p - b)) {
-			unsigned prot = rg->prot ? rg->prot : VNET_MEM_READ | VNET_MEM_WRITE;
-			return (prot & (write ? VNET_MEM_WRITE : VNET_MEM_READ)) != 0;
-		}
-	}
-	return false;
-}
-
-static void check_chain(const struct vnet_mem_table *t, const struct vnet_vq_chain *c,
-			const struct iovec *iov, unsigned max_iov)
-{
-	CHECK(c->iov == iov);
-	CHECK(c->head < S.qsize);
-	CHECK((unsigned)c->n_out + c->n_in <= max_iov);
-	CHECK((unsigned)c->n_out + c->n_in <= VNET_VQ_MAX_SEGS);
-	uint64_t out = 0, in = 0;
-	for (unsigned i = 0; i < c->n_out; i++) {
-		CHECK(piece_ok(t, &iov[i], false));
-		out += iov[i].iov_len;
-	}
-	for (unsigned i = c->n_out; i < (unsigned)c->n_out + c->n_in; i++) {
-		CHECK(piece_ok(t, &iov[i], true));
-		in += iov[i].iov_len;
-		/* The device fills its writable buffers: out-of-bounds → fault. */
-		memset(iov[i].iov_base, 0xa5, iov[i].iov_len);
-	}
-	CHECK(out == c->out_len);
-	CHECK(in == c->in_len);
-	/* Our memset may have scribbled over the used ring (guest's choice). */
-	for (unsigned i = c->n_out; i < (unsigned)c->n_out + c->n_in; i++) {
-		uint8_t *u = ghost(S.used_gpa);
-		uintptr_t p = (uintptr_t)iov[i].iov_base;
-		if (u && p < (uintptr_t)u + vring_used_bytes(S.qsize) &&
-		    (uintptr_t)u < p + iov[i].iov_len)
-			S.used_dirty = true;
-	}
-	/* Heads are unique among chains in flight. */
-	for (unsigned i = 0; i < S.nfl; i++)
-		CHECK(S.fl[i].head != c->head);
-	CHECK(S.nfl < S.qsize);
-	S.fl[S.nfl++] = (struct inflight){.head = c->head, .in_len = c->in_len};
-}
-
-static const struct vnet_mem_table *bracket_begin(unsigned *tok)
-{
-	return vnet_guestmem_read_begin(&S.m.gm, tok);
-}
-
-static void op_pop(struct reader *r)
-{
-	unsigned max_iov = rd16(r) % (IOV_MAX_POP + 1);
-	unsigned tok;
-	const struct vnet_mem_table *t = bracket_begin(&tok);
-	struct vnet_vq_chain c;
-	memset(&c, 0, sizeof(c));
-	int ret = vnet_vq_pop(&S.vq, &c, S.iov, max_iov);
-	if (ret == 1) {
-		CHECK(S.attached && !S.vq.broken);
-		check_chain(t, &c, S.iov, max_iov);
-	} else if (ret < 0) {
-		CHECK(!S.attached || S.vq.broken);
-	} else {
-		CHECK(ret == 0);
-	}
-	vnet_guestmem_read_end(&S.m.gm, tok);
-}
-
-static void op_pop_burst(struct reader *r)
-{
-	unsigned n = rd8(r) % (BURST_MAX + 1);
-	unsigned ipc = rd8(r) % (BURST_IOV_MAX + 1);
-	unsigned tok;
-	const struct vnet_mem_table *t = bracket_begin(&tok);
-	unsigned got = vnet_vq_pop_burst(&S.vq, S.chains, n, S.iov, ipc);
-	CHECK(got <= n);
-	if (got)
-		CHECK(S.attached);
-	for (unsigned i = 0; i < got; i++)
-		check_chain(t, &S.chains[i], S.iov + (size_t)i * ipc, ipc);
-	vnet_guestmem_read_end(&S.m.gm, tok);
-}
-
-static void do_push(uint16_t head, uint32_t written, bool expect_ok)
-{
-	unsigned tok;
-	bool was_usable = S.attached && !S.vq.broken;
-	const struct vnet_mem_table *t = bracket_begin(&tok);
-	/* After a table change the push re-maps the rings first, which fails
-	 * (queue broken) when the new table no longer holds them. */
-	bool remaps = S.vq.mem_gen != vnet_mem_table_generation(t);
-	vnet_vq_push(&S.vq, head, written);
-	vnet_guestmem_read_end(&S.m.gm, tok);
-	if (!was_usable)
-		return;
-	if (expect_ok) {
-		CHECK(!S.vq.broken || remaps);
-		if (S.npend < sizeof(S.pend) / sizeof(S.pend[0]))
-			S.pend[S.npend++] = (struct pushed){head, written};
-		else
-			S.used_dirty = true;
-	} else {
-		CHECK(S.vq.broken); /* a head not in flight breaks the queue */
-	}
-}
-
-static void remove_fl(unsigned i)
-{
-	S.fl[i] = S.fl[--S.nfl];
-}
-
-static void op_push(struct reader *r)
-{
-	uint8_t which = rd8(r), mode = rd8(r);
-	if (!S.nfl)
-		return;
-	unsigned i = which % S.nfl;
-	struct inflight f = S.fl[i];
-	uint32_t written = 0;
-	switch (mode % 3) {
-	case 0: written = f.in_len; break;
-	case 1: written = f.in_len ? (uint32_t)mode % (f.in_len + 1) : 0; break;
-	default: written = 0; break;
-	}
-	remove_fl(i);
-	do_push(f.head, written, true);
-}
-
-static void op_push_raw(struct reader *r)
-{
-	uint16_t head = rd16(r);
-	uint32_t written = rd8(r);
-	for (unsigned i = 0; i < S.nfl; i++) {
-		if (S.fl[i].head == head) {
-			if (written > S.fl[i].in_len)
-				written = S.fl[i].in_len;
-			remove_fl(i);
-			do_push(head, written, true);
-			return;
-		}
-	}
-	do_push(head, written, false);
-}
-
-static void op_flush(void)
-{
-	unsigned tok;
-	bool usable = S.attached && !S.vq.broken;
-	uint16_t before = usable ? S.vq.used_published : 0;
-	bracket_begin(&tok);
-	(void)vnet_vq_flush(&S.vq);
-	vnet_guestmem_read_end(&S.m.gm, tok);
-	if (!usable || S.vq.broken) {
-		S.npend = 0;
-		return;
-	}
-	/* Everything pushed is published, in push order, at the right slots. */
-	uint16_t idx = gread16(S.used_gpa + offsetof(struct vring_used, idx));
-	if (S.npend) /* the device stores its own index, whatever the guest wrote */
-		CHECK(idx == (uint16_t)(before + S.npend));
-	if (!S.used_dirty) {
-		/* A hostile driver can recycle heads before reaping them, so more
-		 * than qsize entries may be pushed: only the last qsize survive. */
-		unsigned first = S.npend > S.qsize ? S.npend - S.qsize : 0;
-		for (unsigned k = first; k < S.npend; k++) {
-			struct vring_used_elem e = {0, 0};
-			uint64_t slot = S.used_gpa + offsetof(struct vring_used, ring) +
-					(uint64_t)((uint16_t)(before + k) & (S.qsize - 1)) * sizeof(e);
-			CHECK(gread(slot, &e, sizeof(e)));
-			CHECK(e.id == S.pend[k].head);
-			CHECK(e.len == S.pend[k].len);
-		}
-	}
-	S.npend = 0;
-	S.used_dirty = false;
-}
-
-static void op_enable(void)
-{
-	unsigned tok;
-	bool usable = S.attached && !S.vq.broken;
-	bracket_begin(&tok);
-	bool more = vnet_vq_enable_notify(&S.vq);
-	vnet_guestmem_read_end(&S.m.gm, tok);
-	if (!usable || S.vq.broken)
-		return;
-	uint16_t avail_idx = gread16(S.avail_gpa + offsetof(struct vring_avail, idx));
-	if (S.features & (1ull << VIRTIO_F_RING_EVENT_IDX)) {
-		uint64_t ev = S.used_gpa + offsetof(struct vring_used, ring) +
-			      (uint64_t)S.qsize * sizeof(struct vring_used_elem);
-		CHECK(gread16(ev) == S.vq.last_avail);
-	} else {
-		CHECK(!(gread16(S.used_gpa) & VRING_USED_F_NO_NOTIFY));
-	}
-	/* No lost wake-up: "false" means nothing is pending right now. */
-	CHECK(more == (avail_idx != S.vq.last_avail));
-}
-
-static void op_disable(void)
-{
-	unsigned tok;
-	bracket_begin(&tok);
-	vnet_vq_disable_notify(&S.vq);
-	vnet_guestmem_read_end(&S.m.gm, tok);
-}
-
-static void op_has_avail(void)
-{
-	unsigned tok;
-	bool usable = S.attached && !S.vq.broken;
-	bracket_begin(&tok);
-	bool has = vnet_vq_has_avail(&S.vq);
-	vnet_guestmem_read_end(&S.m.gm, tok);
-	if (!usable)
-		CHECK(!has);
-	else if (!S.vq.broken && !has)
-		/* It may answer from a cached index (so "true" can be stale if a
-		 * hostile driver moves avail->idx back), but never misses work. */
-		CHECK(gread16(S.avail_gpa + offsetof(struct vring_avail, idx)) == S.vq.last_avail);
-}
-
-static void attach(void)
-{
-	unsigned tok;
-	bracket_begin(&tok);
-	int ret = vnet_vq_attach(&S.vq, &S.m.gm, &S.cfg);
-	vnet_guestmem_read_end(&S.m.gm, tok);
-	S.attached = ret == 0;
-	if (ret != 0)
-		CHECK(ret == -EINVAL || ret == -EFAULT);
-	S.was_broken = false;
-	S.nfl = 0;
-	S.npend = 0;
-	S.used_dirty = false;
-}
-
-static void op_reattach(struct reader *r)
-{
-	uint8_t mode = rd8(r);
-	uint16_t base = rd16(r);
-	uint16_t next = 0;
-	if (S.attached)
-		next = vnet_vq_detach(&S.vq);
-	attach();
-	if (S.attached && (mode & 1))
-		vnet_vq_set_last_avail(&S.vq, (mode & 2) ? base : next);
-}
-
 /* ---- driver-side conveniences ---- */
 
 static uint64_t desc_slot(uint16_t i)
@@ -679,7 +301,8 @@ static void run_op(struct reader *r)
 		static const char *const names[OP_COUNT] = {
 			"desc", "desc_at", "avail_add", "avail_pub", "avail_bump", "avail_misc",
 			"pop", "pop_burst", "push", "push_raw", "flush", "enable", "disable",
-			"has_avail", "poke", "reattach", "replace", "chain", "indirect"};
+			"has_avail", "poke", "reattach", "replace", "chain", "indirect",
+			"net_tx", "net_rx"};
 		fprintf(stderr, "op %s (remaining %zu) inflight %u last_avail %u used_idx %u%s\n",
 			names[op], r->n, S.nfl, S.vq.last_avail, S.vq.used_idx,
 			S.vq.broken ? " BROKEN" : "");
@@ -762,6 +385,12 @@ static void run_op(struct reader *r)
 	case OP_INDIRECT:
 		op_indirect(r);
 		break;
+	case OP_NET_TX:
+		op_net_tx(r);
+		break;
+	case OP_NET_RX:
+		op_net_rx(r);
+		break;
 	}
 	check_state();
 	/* Once broken (or detached), the queue stays dead and hands out nothing. */
@@ -784,6 +413,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *t = getenv("FUZZ_VQ_TRACE");
 	trace = t && *t && *t != '0';
 	testlog_capture(); /* counts log lines; keeps stderr quiet */
+	if (vnet_pkt_pool_init(&S.pool, NET_POOL, 0) != 0)
+		abort();
 	return 0;
 }
 

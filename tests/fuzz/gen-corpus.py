@@ -1,23 +1,31 @@
 #!/usr/bin/env python3
-"""gen-corpus.py — writes the hand-made seed inputs of tests/fuzz/corpus/vq_split.
+"""gen-corpus.py — writes the hand-made seed inputs of every fuzz target.
 
-Usage: tests/fuzz/gen-corpus.py [OUT_DIR]   (default: corpus/vq_split beside
-this script). Only the files named here are (re)written; other crash-* inputs and
-anything merged in from fuzzing runs are left alone. The byte format is
-described at the top of fuzz_vq_split.c; the op numbers below mirror its enum.
+Usage: tests/fuzz/gen-corpus.py [TARGET...]   (default: all of vq_split,
+vhost_user, packet, ctl, vmm) into corpus/TARGET beside this script. Only
+the files named here are (re)written; crash-* inputs found by fuzzing and
+anything merged in from fuzzing runs are left alone. Each byte format is
+described at the top of its fuzz_TARGET.c; the numbers below mirror their
+enums. The seeds are well-formed sessions (so the fuzzer starts deep) plus
+one of each hostile pattern the harness knows.
 """
 import os
 import struct
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from gen_corpus_more import TARGETS as MORE  # noqa: E402
+
 (OP_DESC, OP_DESC_AT, OP_AVAIL_ADD, OP_AVAIL_PUB, OP_AVAIL_BUMP, OP_AVAIL_MISC,
  OP_POP, OP_POP_BURST, OP_PUSH, OP_PUSH_RAW, OP_FLUSH, OP_ENABLE, OP_DISABLE,
- OP_HAS_AVAIL, OP_POKE, OP_REATTACH, OP_REPLACE, OP_CHAIN, OP_INDIRECT) = range(19)
+ OP_HAS_AVAIL, OP_POKE, OP_REATTACH, OP_REPLACE, OP_CHAIN, OP_INDIRECT,
+ OP_NET_TX, OP_NET_RX) = range(21)
 
 # address selectors (rd_addr bases)
 R0DATA, R1, R2, R0R1, R2END, RINGS = range(6)
 INDIRECT, EVENT_IDX, CUSTOM, UADDR = 0x08, 0x10, 0x20, 0x40
 USED_GPA = 0x12000
+CUSTOM_BASE = 0xfe00
 AVAIL_GPA = 0x11000
 
 
@@ -168,14 +176,74 @@ seeds['seed-huge-len'] = header(3) + chain(0, [(addr(R0DATA), 0xffffffff, False)
     chain(2, [(raw_addr(0xfffffffffffffff0), 0x20, False)]) + reattach(0) + pop()
 
 
+# ---- the virtio-net frame path on the same rings ----
+
+def net_tx(hdr12=True, discard=False, n=8):
+    return u8(OP_NET_TX) + u8((1 if hdr12 else 0) | (2 if discard else 0) | (n << 2))
+
+
+def net_rx(lens, hdr12=True):
+    return u8(OP_NET_RX) + u8((1 if hdr12 else 0) | ((len(lens) - 1) << 1)) + \
+        b''.join(u16(n) for n in lens)
+
+
+# Guest TX: a 12-byte header split over three descriptors (CVE-2022-2132),
+# then the frame in a fourth; a chain shorter than the header; one with a
+# device-writable part; one whose frame is larger than a packet buffer.
+seeds['seed-net-tx-split-header'] = header(4, EVENT_IDX) + chain(0, [
+    (addr(R0DATA, 0x100), 4, False), (addr(R0DATA, 0x200), 4, False),
+    (addr(R0R1, 0x3fe), 4, False), (addr(R1, 0x40), 60, False)]) + \
+    chain(4, [(addr(R0DATA, 0x300), 72, False)]) + misc(0, 1) + net_tx() + enable()
+seeds['seed-net-tx-hostile'] = header(4) + \
+    chain(0, [(addr(R0DATA), 8, False)]) + \
+    chain(1, [(addr(R0DATA, 0x40), 12, False), (addr(R1), 64, True)]) + \
+    chain(3, [(addr(R1), 0x800, False), (addr(R2), 0x800, False)]) + \
+    chain(5, [(addr(R0DATA, 0x80), 10 + 13, False)]) + net_tx(False) + net_tx(True, True)
+# Guest RX: writable chains of several pieces, one too small, one read-only.
+seeds['seed-net-rx-multi'] = header(4, EVENT_IDX) + \
+    chain(0, [(addr(R0DATA, 0x100), 6, True), (addr(R0DATA, 0x200), 6, True),
+              (addr(R1, 0x100), 1500, True)]) + \
+    chain(3, [(addr(R2, 0x10), 40, True)]) + \
+    chain(4, [(addr(R0DATA, 0x400), 64, False)]) + \
+    chain(5, [(addr(R0R1, 0x3f0), 0x200, True)]) + misc(0, 2) + \
+    net_rx([60, 1400, 100, 64, 60]) + flush() + enable()
+# EVENT_IDX: used_event behind, at, and ahead of the used index; wraps.
+b = header(2, EVENT_IDX)
+for k, ev in enumerate([0, 0, 5, 2, 0xffff, 3]):
+    b += chain(k, [(addr(R1, 16 * k), 16, True)]) + misc(0, ev) + pop() + push() + flush()
+seeds['seed-event-idx-used-event'] = b + reattach(1) + chain(0, [(addr(R1), 8, True)]) + \
+    pop() + push() + flush()
+
+# The avail and used rings at one address: every used->idx the device
+# publishes makes one more chain available. RX chains that are device-
+# readable are skipped without delivering anything, so vnet_net_enqueue
+# takes chains forever (a guest that keeps posting bad RX buffers from
+# another vCPU does the same without overlapping rings): no per-call budget.
+b = header(4, EVENT_IDX | CUSTOM, custom=(0x200, 0x1200, 0x1200))
+for k in range(16):
+    b += desc(k, addr(R0DATA, 0x40 * k), 64, 0, 0)
+seeds['crash-net-rx-bad-chains-endless-loop'] = b + poke_raw(CUSTOM_BASE + 0x1200 + 2, u16(4)) + \
+    reattach(3, 0) + net_rx([60])
+
+
+def write_all(out_root, targets):
+    for target in targets:
+        corpus = seeds if target == 'vq_split' else MORE[target]()
+        out = os.path.join(out_root, target)
+        os.makedirs(out, exist_ok=True)
+        for name, data in sorted(corpus.items()):
+            with open(os.path.join(out, name), 'wb') as f:
+                f.write(data)
+        print(f'{len(corpus)} seeds written to {out}')
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), 'corpus', 'vq_split')
-    os.makedirs(out, exist_ok=True)
-    for name, data in sorted(seeds.items()):
-        with open(os.path.join(out, name), 'wb') as f:
-            f.write(data)
-    print(f'{len(seeds)} seeds written to {out}')
+    here = os.path.dirname(os.path.abspath(__file__))
+    targets = sys.argv[1:] or ['vq_split'] + sorted(MORE)
+    unknown = [t for t in targets if t != 'vq_split' and t not in MORE]
+    if unknown:
+        sys.exit(f'gen-corpus.py: unknown target(s) {unknown}; known: vq_split {sorted(MORE)}')
+    write_all(os.path.join(here, 'corpus'), targets)
 
 
 if __name__ == '__main__':

@@ -6,17 +6,35 @@
  *   replay_vq_split PATH...   PATH is a file or a directory of inputs
  *
  * Each input is fed to LLVMFuzzerTestOneInput once; a harness invariant
- * failure aborts. Exit status 0 when every input ran, 2 on usage/IO errors.
+ * failure aborts, and so does an input that runs longer than
+ * $FUZZ_REPLAY_TIMEOUT seconds (default 10: libFuzzer's -timeout in
+ * run-fuzz.sh), so a saved hang fails fast instead of at the test's
+ * timeout. Exit status 0 when every input ran, 2 on usage/IO errors.
  */
 #include <dirent.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
+
+static unsigned timeout_s = 10;
+static char current[4096]; /* the input running now, for the watchdog */
+
+static void hung(int sig)
+{
+	(void)sig;
+	static const char what[] = "replay: still running after the timeout (a hang): ";
+	(void)!write(STDERR_FILENO, what, sizeof(what) - 1);
+	(void)!write(STDERR_FILENO, current, strlen(current));
+	(void)!write(STDERR_FILENO, "\n", 1);
+	abort();
+}
 
 static int run_file(const char *path, unsigned *count)
 {
@@ -61,7 +79,10 @@ static int run_file(const char *path, unsigned *count)
 	memcpy(exact, buf, len);
 	free(buf);
 	fprintf(stderr, "replay: %s (%zu bytes)\n", path, len);
+	snprintf(current, sizeof(current), "%s", path);
+	alarm(timeout_s);
 	LLVMFuzzerTestOneInput(exact, len);
+	alarm(0);
 	free(exact);
 	(*count)++;
 	return 0;
@@ -118,6 +139,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
 		return 2;
 	}
+	const char *t = getenv("FUZZ_REPLAY_TIMEOUT");
+	if (t && atoi(t) > 0)
+		timeout_s = (unsigned)atoi(t);
+	signal(SIGALRM, hung);
 	if (LLVMFuzzerInitialize)
 		LLVMFuzzerInitialize(&argc, &argv);
 	unsigned count = 0;

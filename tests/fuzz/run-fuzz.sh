@@ -4,7 +4,8 @@
 # CORPUS_DIR (the checked-in seed corpus, e.g. tests/fuzz/corpus/vq_split) is
 # only READ: libFuzzer writes new inputs to its first corpus directory, which
 # is $FUZZ_NEW_DIR, or a temporary directory removed at exit. So `make check`
-# (meson test 'fuzz_vq_split') never modifies the source tree.
+# (meson tests 'fuzz_NAME') never modifies the source tree. A dictionary
+# CORPUS_DIR.dict (e.g. tests/fuzz/corpus/ctl.dict) is used when it exists.
 #
 # Environment:
 #   FUZZ_NEW_DIR       keep new interesting inputs here (created if missing).
@@ -15,6 +16,9 @@
 #                      (default: artifacts/ next to BINARY). Save a real one
 #                      into CORPUS_DIR as crash-<what> so replay keeps it.
 #   FUZZ_ARGS          extra libFuzzer flags (e.g. "-jobs=2 -workers=2").
+#   FUZZ_KNOWN_BUGS    read by the harnesses: names of reported, unfixed bugs
+#                      whose oracle they skip so a long run can find others
+#                      (see the harness sources; never set it in make check).
 #
 # Fails (exit 1) on any crash, sanitizer report, leak, per-input timeout
 # (10 s) or OOM. Prints total execs and execs/s at the end.
@@ -51,9 +55,11 @@ if [ "$secs" -eq 0 ]; then
 else
 	limit=(-max_total_time="$secs")
 fi
+dict=()
+[ -f "${corpus%/}.dict" ] && dict=(-dict="${corpus%/}.dict")
 
 # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
-"$bin" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+"$bin" "${limit[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
 	-print_final_stats=1 -artifact_prefix="$artdir/" ${FUZZ_ARGS:-} \
 	"$newdir" "$corpus" >"$log" 2>&1 &
 pid=$!
