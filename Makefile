@@ -3,6 +3,8 @@
 #   make            build build/ (gcc, debugoptimized)
 #   make check      install deps, build + test build/ and build-asan/, summary
 #   make fuzz       run every fuzz target for FUZZ_SECONDS (default 600)
+#   make soak       vnet-switchd under load and churn for SOAK_S seconds
+#                   (default 600): RSS/fds/threads within 5 %, no corrupt frame
 #   make bench      install bench deps, release build, bench/suite.sh: vnet vs
 #                   DPDK 22.11 and OVS-DPDK 3.1 (root, < 15 min; BENCH_ONLY,
 #                   RUNS, WINDOW... see bench/suite.sh) -> bench/results/
@@ -35,7 +37,7 @@ define configure
 	fi
 endef
 
-.PHONY: all build build-asan build-release check test deps fuzz bench demo clean
+.PHONY: all build build-asan build-release check test deps fuzz bench demo clean soak
 
 all: build
 
@@ -84,6 +86,10 @@ bench:
 	./bench/suite.sh $(BUILD_REL)
 
 # Two QEMU guests and a tap in a netns on a vnet-switchd bridge (root).
+soak: deps
+	@$(MAKE) --no-print-directory build
+	@BUILD=$(BUILD) ./scripts/soak.sh
+
 demo: deps
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) ./scripts/demo.sh
