@@ -85,11 +85,12 @@ bench:
 	@$(MAKE) --no-print-directory build-release
 	./bench/suite.sh $(BUILD_REL)
 
-# Two QEMU guests and a tap in a netns on a vnet-switchd bridge (root).
+# vnet-switchd under load and churn for SOAK_S s (scripts/soak.sh).
 soak: deps
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) ./scripts/soak.sh
 
+# Two QEMU guests and a tap in a netns on a vnet-switchd bridge (root).
 demo: deps
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) ./scripts/demo.sh

@@ -6,7 +6,8 @@
  *
  * Limits: a request line is at most CTL_MAX_REQUEST bytes (else the answer is
  * {"ok":false,"error":"request too large ..."} and the connection closes);
- * a started line must be complete within CTL_READ_TIMEOUT_MS.
+ * a started line must be complete within CTL_READ_TIMEOUT_MS; at most 64
+ * live connections (the idlest makes room); an answer stalled 5 s fails.
  *
  * Every response is an object with "ok". On failure:
  *   {"ok":false,"error":"no bridge br9"}

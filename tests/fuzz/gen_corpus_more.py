@@ -109,8 +109,8 @@ def vhost_user():
             msg(C_SET_VRING_NUM, payload=ring_state(0, 8), extra=3)
     s['seed-fd-leaks'] = b + msg(req=REQ_SET_INFLIGHT_FD, payload=b'') + \
         msg(req=REQ_SET_LOG_BASE, payload=u16(0))
-    # a blocking pipe as call fd: once 64 KiB of interrupts fill it, the
-    # data-plane thread blocks (vnet-switchd: every port of that PMD stalls)
+    # found: a blocking pipe as call fd; once 64 KiB of interrupts filled it,
+    # the data-plane thread blocked (fixed: call/err fds are made non-blocking)
     s['crash-call-fd-blocking-pipe'] = u8(0) + up + msg(C_SET_VRING_CALL, payload=vring_fd(1, kind=FD_PIPE))
     # CVE-2020-10723: an index that only fits after narrowing; CVE-2021-3839
     s['seed-ring-index-range'] = u8(0) + msg(C_SET_VRING_NUM, payload=u8(0x80) + u32(0x100) + u8(3)) + \
@@ -253,17 +253,17 @@ def ctl():
         req('fdb-flush', bridge='br0'), req('del-port', port='vm1'), req('del-br', bridge='br1'),
     ]
     s['seed-session'] = '\n'.join(session).encode() + b'\n'
-    # the same flow given in two spellings, then replaced: after a restart
-    # the switch runs NORMAL instead of output:1 (config.c compares match
-    # text, the flow table compares matches)
+    # found: the same flow in two spellings, then replaced; after a restart
+    # the switch ran NORMAL instead of output:1 (config.c compared match
+    # text, the flow table compares matches; fixed)
     s['crash-flow-respelled-restart-differs'] = '\n'.join([
         req('add-br', bridge='br0'),
         req('add-flow', bridge='br0', flow='priority=5,ip,actions=drop'),
         req('add-flow', bridge='br0', flow='priority=5,dl_type=0x0800,actions=NORMAL'),
         req('add-flow', bridge='br0', flow='priority=5,ip,actions=output:1'),
         req('del-flows', bridge='br0', match='ip'), req('dump-flows', bridge='br0')]).encode()
-    # "priority=050": the flow table reads octal 40 (strtoul base 0), the
-    # state file keeps decimal 50 (config.c): a restart reorders the flows
+    # found: "priority=050" was octal 40 in the flow table, decimal 50 in the
+    # state file, so a restart reordered the flows (fixed: decimal in both)
     s['crash-flow-priority-octal-restart-differs'] = '\n'.join([
         req('add-br', bridge='br0'),
         req('add-flow', bridge='br0', flow='priority=050,actions=drop'),
@@ -336,12 +336,13 @@ def vmm():
         u8(S_BAR) + u8(0) + u8(S_MSIX) + u8(1 | 4) + u8(3) + u32(0x12345678) + \
         queue(0, 12, (7, 5, 6), vec=0xff) + u8(S_PIO) + u8(9) + u8(2) + u32(0x80000800) + \
         u8(S_CFG) + u8(1) + u8(0x40) + u8(2) + u8(1) + u32(0xffffffff) + neg + ok + ok + reset
-    # virtio-mmio keeps QueueNotify's ioeventfd after the driver clears
-    # QueueReady (before DRIVER_OK): a notify of the not-ready queue no
-    # longer exits to be refused
+    # found: virtio-mmio kept QueueNotify's ioeventfd after the driver cleared
+    # QueueReady (before DRIVER_OK), so a notify of the not-ready queue did
+    # not exit to be refused (fixed)
     s['crash-mmio-kick-kept-after-queue-disabled'] = vmm_h0(False, 1) + queue(0) + \
         queue(0, ready=False)
-    # every refused FEATURES_OK logs a warning: one log line per VM exit
+    # found: every refused FEATURES_OK logged a warning, one line per VM
+    # exit (fixed: once per reset)
     s['crash-features-ok-refusal-floods-log'] = vmm_h0(False) + \
         (u8(S_STATUS) + u8(1 | 4) + u32(0xffffffff)) * 30
     return s

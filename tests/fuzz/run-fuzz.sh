@@ -16,9 +16,6 @@
 #                      (default: artifacts/ next to BINARY). Save a real one
 #                      into CORPUS_DIR as crash-<what> so replay keeps it.
 #   FUZZ_ARGS          extra libFuzzer flags (e.g. "-jobs=2 -workers=2").
-#   FUZZ_KNOWN_BUGS    read by the harnesses: names of reported, unfixed bugs
-#                      whose oracle they skip so a long run can find others
-#                      (see the harness sources; never set it in make check).
 #
 # Fails (exit 1) on any crash, sanitizer report, leak, per-input timeout
 # (10 s) or OOM. Prints total execs and execs/s at the end.

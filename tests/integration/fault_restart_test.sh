@@ -21,7 +21,8 @@
 # rings in flight can hold. Root only; about 1-2 minutes. Prints TAP.
 #
 # Environment: SWITCHD, VNETCTL (meson passes them; default build/), SEQPEER
-# (default: next to SWITCHD's build), RATE (frames/s per sender, default 8000).
+# (default: next to SWITCHD's build), RATE (frames/s per sender, default 8000),
+# KILLS (switch kills in test 3, default 4), FAULT_NO_DPDK=1 (seqpeer for c1).
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -173,7 +174,7 @@ config_of() { # the configuration as `show` prints it, without the live states
 }
 
 have_dpdk=0
-if need_dpdk 2>/dev/null && TESTPMD=$(testpmd_bin); then
+if [[ -z ${FAULT_NO_DPDK:-} ]] && need_dpdk 2>/dev/null && TESTPMD=$(testpmd_bin); then
 	have_dpdk=1
 fi
 
@@ -283,18 +284,19 @@ if ! over_budget "$name"; then
 fi
 
 # --- 6: accounting ------------------------------------------------------------------
-# A switch kill may lose what the rings held at that moment, never more: per
-# receiver a 256-entry TX ring of the sender and its own RX ring, twice on the
-# path through testpmd, plus a few bursts inside the switch.
-MAX_LOST=$(((KILLS + 2) * 2 * 2 * 256 + 512))
-name="no corrupt or duplicate frame delivered to any receiver; holes per receiver <= $MAX_LOST; clean exit on SIGTERM"
+# Frames may be lost: those in the rings at a kill, and those a receiver's
+# full ring could not take while it was off the CPU (the switch drops, it
+# never waits). A few hundred per fault, so holes in more than 5 % of a
+# receiver's sequence point at something else.
+MAX_LOST_PCT=5
+name="no corrupt or duplicate frame delivered to any receiver; holes <= $MAX_LOST_PCT %; clean exit on SIGTERM"
 if ! over_budget "$name"; then
 	peer_stop_all
 	files=()
 	for f in "$work"/A*.st "$work"/B.st "$work"/D*.st "$work"/E.st; do
 		[[ -f $f ]] && files+=("$f")
 	done
-	out=$(peer_check verdict --max-lost "$MAX_LOST" "${files[@]}") || fail "a receiver failed the checks"
+	out=$(peer_check verdict --max-lost-pct "$MAX_LOST_PCT" "${files[@]}") || fail "a receiver failed the checks"
 	while read -r l; do echo "# $l"; done <<<"$out"
 	sw_alive || fail "vnet-switchd is not running at the end"
 	sw_stop || fail "vnet-switchd did not exit cleanly on SIGTERM (status $SW_RC; under ASan: a leak report?)"

@@ -13,10 +13,11 @@
   seqpeer_check.py field FILE NAME
       A top-level counter of FILE (tx, rx, dup, corrupt, ...).
 
-  seqpeer_check.py verdict [--max-lost N] FILE ...
+  seqpeer_check.py verdict [--max-lost-pct P] FILE ...
       One line per receiver (received, valid, corrupt, foreign, duplicates,
       lost, late, per sender); exit 1 when any receiver counted a corrupt,
-      foreign or duplicate frame, or lost more than N (default: no limit).
+      foreign or duplicate frame, or holes in more than P % of the sequence
+      numbers it should have seen (default: no limit).
 
 Single-threaded, stateless: every call reads the files afresh.
 """
@@ -72,11 +73,11 @@ def cmd_wait(args):
 
 
 def cmd_verdict(args):
-    max_lost, files = None, []
+    max_pct, files = None, []
     it = iter(args)
     for a in it:
-        if a == "--max-lost":
-            max_lost = int(next(it))
+        if a == "--max-lost-pct":
+            max_pct = float(next(it))
         else:
             files.append(a)
     ok = True
@@ -88,8 +89,9 @@ def cmd_verdict(args):
               f"foreign {d['foreign']} dup {d['dup']} lost {d['lost']} late {d['late']} "
               f"ring_errors {d['ring_errors']} connects {d['connects']} [{per}]")
         bad = [k for k in ("corrupt", "foreign", "dup", "ring_errors") if d[k]]
-        if max_lost is not None and d["lost"] > max_lost:
-            bad.append(f"lost {d['lost']} > {max_lost}")
+        expected = d["valid"] + d["lost"]
+        if max_pct is not None and d["lost"] * 100 > max_pct * expected:
+            bad.append(f"lost {d['lost']} of {expected} (more than {max_pct:g} %)")
         if bad:
             print(f"{name}: FAILED: {', '.join(bad)}")
             ok = False
