@@ -25,6 +25,9 @@
  * vnet_vhu_ring_enter()/exit(), which take the ring's lock with a trylock
  * and the guest-memory read bracket; the control thread takes the same lock
  * (spinning for at most one burst) before it changes a ring or the memory.
+ *
+ * The owner must ignore SIGPIPE: a front-end may pass a pipe with no reader
+ * as a call fd (vnet-switchd and vnet-pktgen do ignore it).
  */
 #ifndef VNET_VHOST_USER_BACKEND_H
 #define VNET_VHOST_USER_BACKEND_H

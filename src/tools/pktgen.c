@@ -569,8 +569,9 @@ int main(int argc, char **argv)
 	    r.port->drained) {
 		/* The last bursts are in the guest's used ring, but a virtio-user
 		 * driver stops polling RX as soon as the socket closes: wait (at
-		 * most 2 s) until it has taken them and posted its buffers again. */
-		uint64_t until = now_ns() + 2000000000ull;
+		 * most 5 s: a busy machine may starve it) until it has taken them and
+		 * posted its buffers again. */
+		uint64_t until = now_ns() + 5000000000ull;
 		for (unsigned q = 0; q < o.queues; q++)
 			while (!stop_requested && !r.port->drained(r.port, q) && now_ns() < until) {
 				r.port->service(r.port);

@@ -334,6 +334,17 @@ static int check_ring_index(struct vnet_vhu_dev *dev, const char *what, uint64_t
 	return 0;
 }
 
+static bool is_eventfd(int fd)
+{
+	char path[40], target[32];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
 static int set_vring_fd(struct vnet_vhu_dev *dev, const struct vnet_vhu_msg *msg, int *fds,
 			unsigned nfds)
 {
@@ -349,10 +360,12 @@ static int set_vring_fd(struct vnet_vhu_dev *dev, const struct vnet_vhu_msg *msg
 	int fd = nfds ? fds[0] : -1;
 	fds[0] = -1; /* ownership moves to the ring */
 	/* The data plane writes call and err on its polling thread: a full
-	 * pipe, or an eventfd whose counter the front-end ran up to the
-	 * maximum, must give EAGAIN, never block it. (Kick is only read after
-	 * epoll says it is readable.) */
-	if (fd >= 0 && msg->request != VHOST_USER_SET_VRING_KICK) {
+	 * pipe (or any fd but an eventfd) must give EAGAIN, never block it.
+	 * Real front-ends pass eventfds, whose flags are theirs: DPDK's
+	 * virtio-user misbehaves when we make its eventfds non-blocking (they
+	 * share the open file). An eventfd blocks a writer only at a counter of
+	 * 2^64-2, which takes the front-end's own deliberate writes. */
+	if (fd >= 0 && msg->request != VHOST_USER_SET_VRING_KICK && !is_eventfd(fd)) {
 		int fl = fcntl(fd, F_GETFL);
 		if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
 			int err = errno;
