@@ -79,26 +79,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "1..12"
-n=0
-any_fail=0
-fails=()
-fail() { fails+=("$*"); }
-report() { # NAME [LOGFILES...]
-	local name=$1 f
-	shift
-	n=$((n + 1))
-	if ((${#fails[@]} == 0)); then
-		echo "ok $n - $name"
-	else
-		echo "not ok $n - $name"
-		any_fail=1
-		for f in "${fails[@]}"; do echo "# $f"; done
-		for f in "$@"; do
-			[[ -s $f ]] && { echo "# --- $(basename "$f") (tail) ---"; tail -n 12 "$f" | sed 's/^/#   /'; }
-		done
-	fi
-	fails=()
-}
+. "$repo/tests/lib/tap.sh" # fail, report
 nsx() { ip netns exec "$ns" "$@"; }
 mode_of() { stat -c %a "$1" 2>/dev/null; }
 wait_file() { # PATH SECS: 0 once PATH exists (any type)
