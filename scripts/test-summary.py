@@ -6,6 +6,9 @@ usage: test-summary.py BUILDDIR [BUILDDIR...]
 Reads BUILDDIR/meson-logs/testlog.json (and the test protocols from
 BUILDDIR/meson-info/intro-tests.json), prints one line per configuration and,
 as the very last line, "N passed, M failed" summed over all of them.
+Under each failing test it prints why, in a few lines (its "not ok" lines
+with the first diagnostic after each, or the end of its output when it had
+none): CI often keeps only the end of the output.
 Exits 1 when anything failed (or a log is missing), else 0.
 
 Counting:
@@ -89,6 +92,23 @@ def count_tap(t):
     return passed, failed, skipped
 
 
+def why_failed(t, limit=6):
+    """A few lines telling why test t failed, from its own output."""
+    out = (t.get("stdout") or "").splitlines()
+    why = []
+    for i, line in enumerate(out):
+        if line.startswith("not ok"):
+            why.append(line.strip()[:200])
+            for nxt in out[i + 1:i + 3]:
+                if nxt.startswith("#"):
+                    why.append("  " + nxt.strip()[:200])
+                    break
+    if not why:
+        tail = [l for l in out + (t.get("stderr") or "").splitlines() if l.strip()]
+        why = [l.strip()[:200] for l in tail[-3:]]
+    return why[:limit]
+
+
 def summarise(builddir):
     """Returns (passed, failed, skipped, names of failing tests)."""
     log = os.path.join(builddir, "meson-logs", "testlog.json")
@@ -99,7 +119,7 @@ def summarise(builddir):
         with open(log) as f:
             lines = f.readlines()
     except OSError:
-        return 0, 1, 0, [f"(no {log})"]
+        return 0, 1, 0, [(f"(no {log})", [])]
     for line in lines:
         line = line.strip()
         if not line:
@@ -118,7 +138,7 @@ def summarise(builddir):
         failed += fl
         skipped += s
         if fl:
-            bad.append(f"{name} ({result})")
+            bad.append((f"{name} ({result})", why_failed(t)))
     return passed, failed, skipped, bad
 
 
@@ -135,8 +155,10 @@ def main(argv):
         if s:
             line += f", {s} skipped"
         print(line)
-        for b in bad:
+        for b, why in bad:
             print(f"  FAILED: {b}")
+            for w in why:
+                print(f"    {w}")
     print(f"{total_p} passed, {total_f} failed")
     return 1 if total_f else 0
 

@@ -30,6 +30,26 @@ void vnet_log(enum vnet_log_level level, const char *fmt, ...) __attribute__((fo
 void vnet_vlog(enum vnet_log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/*
+ * Lines a peer can make repeat (a hostile front-end reconnecting with bad
+ * messages in a loop): up to VNET_LOG_LIMIT_BURST lines a minute pass, the
+ * rest are counted, and the first line of the next minute says how many
+ * were left out. Normal operation (a few reconnects) is logged whole. A
+ * limit is not locked: one thread uses it, or the owner's lock covers it.
+ */
+#define VNET_LOG_LIMIT_BURST 10
+struct vnet_log_limit {
+	unsigned long long window_start_ms; /* 0: never used */
+	unsigned in_window;
+	unsigned long long suppressed;
+};
+
+/* vnet_log through `limit` (NULL: no limit). */
+void vnet_log_limited(struct vnet_log_limit *limit, enum vnet_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void vnet_vlog_limited(struct vnet_log_limit *limit, enum vnet_log_level level, const char *fmt,
+		       va_list ap) __attribute__((format(printf, 3, 0)));
+
 #define vnet_err(...)   vnet_log(VNET_LOG_ERROR, __VA_ARGS__)
 #define vnet_warn(...)  vnet_log(VNET_LOG_WARN, __VA_ARGS__)
 #define vnet_info(...)  vnet_log(VNET_LOG_INFO, __VA_ARGS__)

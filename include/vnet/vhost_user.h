@@ -228,8 +228,10 @@ void vnet_vhu_close_fds(int *fds, unsigned n);
 /*
  * Creates a listening Unix socket at `path` with permissions `mode` (e.g.
  * 0660). An existing socket file at path is replaced; a symlink or any other
- * kind of file is refused. Returns the fd (CLOEXEC) or -errno with a reason
- * in err.
+ * kind of file is refused. The path appears only once the socket listens
+ * (bound under a temporary name, then renamed), so a client that waits for
+ * the file and connects is never refused. Returns the fd (CLOEXEC) or
+ * -errno with a reason in err.
  */
 int vnet_vhu_listen(const char *path, unsigned mode, char *err, size_t errlen);
 

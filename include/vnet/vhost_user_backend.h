@@ -57,6 +57,8 @@ struct vnet_vhu_dev;
 /* Called on the control thread after a ring changed state or fds. */
 typedef void (*vnet_vhu_ring_event_fn)(struct vnet_vhu_dev *dev, unsigned ring, void *arg);
 
+struct vnet_log_limit; /* vnet/log.h */
+
 struct vnet_vhu_backend_config {
 	const char *name;          /* for log lines, e.g. "vm1" */
 	unsigned max_queue_pairs;  /* 1..VNET_VHU_MAX_QUEUE_PAIRS (GET_QUEUE_NUM) */
@@ -67,6 +69,10 @@ struct vnet_vhu_backend_config {
 	unsigned io_timeout_ms;    /* bound on reading one message; 0 = 1000 */
 	vnet_vhu_ring_event_fn ring_event;
 	void *ring_event_arg;
+	/* Refusals are logged through it (log.h), so a front-end reconnecting
+	 * with bad messages cannot flood the log; kept by the caller across
+	 * connections, used on the control thread. NULL: every one is logged. */
+	struct vnet_log_limit *log_limit;
 };
 
 /* The features vnet's back-end implements fully and offers by default. */

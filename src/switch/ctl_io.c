@@ -10,7 +10,8 @@
  *   - at most CTL_MAX_CONNS are live. A new connection beyond that takes the
  *     place of the live one that has waited longest for a request (vnetctl
  *     sends its request at once: a connection that says nothing is not
- *     waiting for anything) or has been stuck longest on an answer nobody
+ *     waiting for anything; one whose request waits unread, its thread not
+ *     yet scheduled, is not idle) or has been stuck longest on an answer nobody
  *     reads; that one is shut down and its read or write fails at once. Only
  *     when every slot is running a command is the newcomer refused, with an
  *     error line.
@@ -126,6 +127,14 @@ static struct slot *slot_of(int fd)
 	return NULL;
 }
 
+/* A request already waits on fd: its thread has not got to it yet (a busy
+ * machine), so the connection is not idle. */
+static bool request_waiting(int fd)
+{
+	char c;
+	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* Caller holds slots_lock: shuts down the live connection that gives the
  * least (idle longest, else stuck longest on an unread answer). */
 static bool evict_one(long long t)
@@ -134,7 +143,8 @@ static bool evict_one(long long t)
 	for (unsigned i = 0; i < CTL_SLOTS; i++) {
 		struct slot *s = &slots[i];
 		if (s->state == SLOT_IDLE && (!victim || victim->state != SLOT_IDLE ||
-					      s->since_ms < victim->since_ms))
+					      s->since_ms < victim->since_ms) &&
+		    !request_waiting(s->fd))
 			victim = s;
 		else if (s->state == SLOT_WRITING && t - s->since_ms >= CTL_EVICT_WRITER_MS &&
 			 (!victim || (victim->state == SLOT_WRITING &&

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "vnet/frame.h"
+#include "util/cycles.h"
 
 /* ================================================================ RCU */
 
@@ -928,12 +929,6 @@ static void retired_free(void *arg)
 	free(r);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 struct sw_flow_table *sw_flow_table_create(struct sw_rcu *rcu, unsigned max_flows)
 {
@@ -1009,7 +1004,7 @@ static struct sw_flow *flow_new(const struct sw_flow_spec *sp, uint64_t seq)
 		if (sp->actions[i].type == SW_ACT_NORMAL)
 			f->has_normal = true;
 	f->seq = seq;
-	f->created_ns = mono_ns();
+	f->created_ns = vnet_mono_ns();
 	atomic_init(&f->n_packets, 0);
 	atomic_init(&f->n_bytes, 0);
 	return f;

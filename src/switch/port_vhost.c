@@ -92,6 +92,7 @@
 #include "vnet/log.h"
 #include "vnet/vhost_user.h"
 #include "vnet/vhost_user_backend.h"
+#include "util/cycles.h"
 
 #define VHU_RECONNECT_MAX_MS 1000u
 #define VHU_MAX_MSGS_PER_SERVICE 256
@@ -123,6 +124,9 @@ struct vhu_port {
 	uint64_t refused_unlogged, refused_logged_ns;
 	uint64_t partial_since_ns;    /* an incomplete message is waiting since; 0 = none */
 	char last_error[160];
+	/* connect/disconnect/refusal lines: a front-end reconnecting in a loop
+	 * cannot flood the log (the library's refusals share it) */
+	struct vnet_log_limit log_limit;
 
 	alignas(64) atomic_int up;    /* the gate; see the top of the file */
 	struct busy_ctr rx_busy[SW_PORT_MAX_QUEUES], tx_busy[SW_PORT_MAX_QUEUES];
@@ -152,6 +156,7 @@ static int vhu_attach(struct vhu_port *v, int sock)
 		.max_queue_pairs = v->queues,
 		.ring_event = vhu_ring_event,
 		.ring_event_arg = v,
+		.log_limit = &v->log_limit,
 	};
 	/* up is 0 and every PMD backs off: nothing reads dev while it is rebuilt. */
 	memset(v->rx_seen, 0, sizeof(v->rx_seen));
@@ -168,17 +173,11 @@ static int vhu_attach(struct vhu_port *v, int sock)
 	v->connections++;
 	v->last_error[0] = '\0';
 	atomic_store(&v->up, 1); /* seq_cst: publishes the initialised dev */
-	vnet_info("vhost-user %s: front-end connected (%s %s)", v->port->name,
-		  v->server ? "server" : "client", v->path);
+	vnet_log_limited(&v->log_limit, VNET_LOG_INFO, "vhost-user %s: front-end connected (%s %s)",
+			 v->port->name, v->server ? "server" : "client", v->path);
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void vhu_disconnect(struct vhu_port *v)
 {
@@ -194,8 +193,8 @@ static void vhu_disconnect(struct vhu_port *v)
 	v->connected = false;
 	v->partial_since_ns = 0;
 	memset(&v->rc, 0, sizeof(v->rc)); /* client: first retry without delay */
-	vnet_info("vhost-user %s: disconnected; %s", v->port->name,
-		  v->server ? "listening again" : "reconnecting");
+	vnet_log_limited(&v->log_limit, VNET_LOG_INFO, "vhost-user %s: disconnected; %s",
+			 v->port->name, v->server ? "listening again" : "reconnecting");
 }
 
 static int vhu_open(struct sw_port *p, char *err, size_t errlen)
@@ -345,7 +344,7 @@ static void vhu_accept(struct vhu_port *v)
 		if (v->connected) {
 			v->refused++;
 			close(s);
-			uint64_t t = mono_ns();
+			uint64_t t = vnet_mono_ns();
 			if (v->refused_logged_ns && t - v->refused_logged_ns < VHU_LOG_REPEAT_NS) {
 				v->refused_unlogged++;
 				continue;
@@ -378,7 +377,8 @@ static void vhu_drop(struct vhu_port *v, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(v->dev.last_error, sizeof(v->dev.last_error), fmt, ap);
 	va_end(ap);
-	vnet_err("vhost-user %s: %s; closing connection", v->port->name, v->dev.last_error);
+	vnet_log_limited(&v->log_limit, VNET_LOG_ERROR, "vhost-user %s: %s; closing connection",
+			 v->port->name, v->dev.last_error);
 	vhu_disconnect(v);
 }
 
@@ -410,7 +410,7 @@ static void vhu_serve_messages(struct vhu_port *v)
 			break;
 		int queued = 0;
 		if (!vhu_message_whole(v, &queued)) {
-			uint64_t t = mono_ns();
+			uint64_t t = vnet_mono_ns();
 			if (!v->partial_since_ns)
 				v->partial_since_ns = t;
 			else if (t - v->partial_since_ns > VHU_MSG_COMPLETE_MS * 1000000ull)

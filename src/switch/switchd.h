@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "switch/config.h"
@@ -94,6 +95,27 @@ struct switchd {
 	unsigned idle_spins;     /* empty loops before a PMD sleeps; 0 = never sleeps */
 	volatile int stop;
 };
+
+/* switchd.c: the running bridges and ports (caller holds sd->lock) */
+struct ctl_reply;
+struct sd_bridge *sd_find_bridge(struct switchd *sd, const char *name);
+struct sd_port *sd_find_port(struct switchd *sd, const char *name);
+void sd_set_port_vlans(struct sw_port *p, const struct sw_port_config *pc);
+/* Opens a port from its configuration and adds it to b and the data plane. */
+int sd_port_create(struct switchd *sd, struct sd_bridge *b, const struct sw_port_config *pc,
+		   char *err, size_t errlen);
+void sd_port_destroy(struct switchd *sd, struct sd_port *p);
+struct sd_bridge *sd_bridge_create(struct switchd *sd, const char *name);
+void sd_bridge_destroy(struct switchd *sd, struct sd_bridge *b);
+/* Adds a flow given as text ("priority=...,match,actions=..."). */
+int sd_flow_add(struct sd_bridge *b, const char *text, char *err, size_t errlen);
+/* Makes `next` the current configuration and saves it (a save failure is
+ * logged and put in r as a warning; the change stays). */
+void sd_commit(struct switchd *sd, struct sw_config *next, struct ctl_reply *r);
+
+/* switchd_ctl.c: takes the waiting control connections (listen_fd is
+ * non-blocking), each onto a thread that serves it. */
+void sd_ctl_accept_pending(struct switchd *sd, int listen_fd);
 
 /* pmd.c */
 int sd_pmd_start(struct switchd *sd, struct sd_pmd *pmd);

@@ -5,6 +5,8 @@
  * constant (invariant TSC) and readable in a VM where perf's cycle counter
  * is not; nanoseconds from CLOCK_MONOTONIC elsewhere.
  *
+ * vnet_mono_ns(): CLOCK_MONOTONIC in nanoseconds, for deadlines and ages.
+ *
  * vnet_cycles_hz() calibrates once (about 20 ms, first call) against
  * CLOCK_MONOTONIC. Thread-safe (the calibration race is benign: every
  * caller computes about the same value).
@@ -17,6 +19,13 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
 #endif
+
+static inline uint64_t vnet_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static inline uint64_t vnet_cycles(void)
 {

@@ -78,3 +78,46 @@ void vnet_log(enum vnet_log_level level, const char *fmt, ...)
 	vnet_vlog(level, fmt, ap);
 	va_end(ap);
 }
+
+void vnet_vlog_limited(struct vnet_log_limit *limit, enum vnet_log_level level, const char *fmt,
+		       va_list ap)
+{
+	if (!limit) {
+		vnet_vlog(level, fmt, ap);
+		return;
+	}
+	if ((int)level > atomic_load_explicit(&log_level, memory_order_relaxed))
+		return; /* not counted: it would not have been written anyway */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* +1: 0 means "never used" */
+	unsigned long long now = 
+		(unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000 + 1;
+	if (!limit->window_start_ms || now - limit->window_start_ms >= 60000) {
+		limit->window_start_ms = now;
+		limit->in_window = 0;
+	}
+	if (limit->in_window >= VNET_LOG_LIMIT_BURST) {
+		limit->suppressed++;
+		return;
+	}
+	limit->in_window++;
+	char line[512];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (limit->suppressed)
+		vnet_log(level, "%s (%llu similar lines left out since the last one logged)", line,
+			 limit->suppressed);
+	else if (limit->in_window == VNET_LOG_LIMIT_BURST)
+		vnet_log(level, "%s (more such lines this minute are left out)", line);
+	else
+		vnet_log(level, "%s", line);
+	limit->suppressed = 0;
+}
+
+void vnet_log_limited(struct vnet_log_limit *limit, enum vnet_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vnet_vlog_limited(limit, level, fmt, ap);
+	va_end(ap);
+}

@@ -325,6 +325,19 @@ static int fill_addr(struct sockaddr_un *sa, const char *path)
 	return 0;
 }
 
+/* A name beside path for binding before the socket listens: same directory
+ * (so rename() is atomic), hidden, unique to the process. Empty if it does
+ * not fit in sun_path; then path itself is bound. */
+static void temp_name(const char *path, char *tmp, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	int dirlen = slash ? (int)(slash - path + 1) : 0;
+	int n = snprintf(tmp, len, "%.*s.%s.%d.tmp", dirlen, path, slash ? slash + 1 : path,
+			 (int)getpid());
+	if (n < 0 || (size_t)n >= len || (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		tmp[0] = '\0';
+}
+
 int vnet_vhu_listen(const char *path, unsigned mode, char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
@@ -340,6 +353,13 @@ int vnet_vhu_listen(const char *path, unsigned mode, char *err, size_t errlen)
 			return reason(err, errlen, -errno, "cannot remove stale socket %s: %s", path,
 				      strerror(errno));
 	}
+	char tmp[sizeof(sa.sun_path)];
+	temp_name(path, tmp, sizeof(tmp));
+	const char *bound = tmp[0] ? tmp : path;
+	if (tmp[0]) {
+		(void)unlink(tmp); /* left by a process of ours that died, same pid */
+		fill_addr(&sa, tmp);
+	}
 
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -352,13 +372,20 @@ int vnet_vhu_listen(const char *path, unsigned mode, char *err, size_t errlen)
 	umask(old);
 	if (r < 0) {
 		close(fd);
-		return reason(err, errlen, -bind_errno, "bind %s: %s", path, strerror(bind_errno));
+		return reason(err, errlen, -bind_errno, "bind %s: %s", bound, strerror(bind_errno));
 	}
 	if (listen(fd, 16) < 0) {
 		int e = errno;
 		close(fd);
-		unlink(path);
-		return reason(err, errlen, -e, "listen on %s: %s", path, strerror(e));
+		unlink(bound);
+		return reason(err, errlen, -e, "listen on %s: %s", bound, strerror(e));
+	}
+	/* rename() replaces, never follows, whatever is at path by now. */
+	if (tmp[0] && rename(tmp, path) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		return reason(err, errlen, -e, "rename %s to %s: %s", tmp, path, strerror(e));
 	}
 	return fd;
 }

@@ -55,9 +55,11 @@ static int fail(struct vnet_vhu_dev *dev, int code, const char *fmt, ...)
 	vsnprintf(dev->last_error, sizeof(dev->last_error), fmt, ap);
 	va_end(ap);
 	if (code < 0)
-		vnet_err("vhost-user %s: %s; closing connection", dev->name, dev->last_error);
+		vnet_log_limited(dev->cfg.log_limit, VNET_LOG_ERROR, "vhost-user %s: %s; closing connection",
+				 dev->name, dev->last_error);
 	else
-		vnet_warn("vhost-user %s: %s", dev->name, dev->last_error);
+		vnet_log_limited(dev->cfg.log_limit, VNET_LOG_WARN, "vhost-user %s: %s", dev->name,
+				 dev->last_error);
 	return code;
 }
 
@@ -142,9 +144,10 @@ static int ring_start(struct vnet_vhu_dev *dev, unsigned idx)
 	 * took but never returned are taken again. */
 	uint16_t resume = r->base;
 	if (r->vq.used_idx != r->base) {
-		vnet_warn("vhost-user %s: ring %u: vring base %u but used index %u in guest memory; "
-			  "resuming at the used index",
-			  dev->name, idx, r->base, r->vq.used_idx);
+		vnet_log_limited(dev->cfg.log_limit, VNET_LOG_WARN,
+				 "vhost-user %s: ring %u: vring base %u but used index %u in guest "
+				 "memory; resuming at the used index",
+				 dev->name, idx, r->base, r->vq.used_idx);
 		resume = r->vq.used_idx;
 	}
 	vnet_vq_set_last_avail(&r->vq, resume);

@@ -116,8 +116,9 @@ static void reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 	case REG_QUEUE_NOTIFY: virtio_dev_notify(dev, v); break;
 	case REG_INTERRUPT_ACK: atomic_fetch_and(&dev->isr, ~v); break;
 	case REG_STATUS:
+		/* The status is the low byte: 0x100 is a reset too. */
 		virtio_dev_write_status(dev, (uint8_t)v);
-		if (v == 0)
+		if ((uint8_t)v == 0)
 			drop_kicks(m);
 		break;
 	case REG_QUEUE_DESC_LOW: case REG_QUEUE_DESC_HIGH:

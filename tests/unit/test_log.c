@@ -79,12 +79,47 @@ static void test_sink_gets_one_line(void **state)
 	assert_int_equal(testlog_count(), 2);
 }
 
+/* A front-end reconnecting with bad messages in a loop: a burst a minute,
+ * then a count. */
+static void test_limited_lines(void **state)
+{
+	(void)state;
+	testlog_capture();
+	vnet_log_set_level(VNET_LOG_INFO);
+	struct vnet_log_limit lim = {0};
+	for (int i = 0; i < 25; i++)
+		vnet_log_limited(&lim, VNET_LOG_ERROR, "bad message %d", i);
+	assert_int_equal(testlog_count(), VNET_LOG_LIMIT_BURST);
+	assert_non_null(strstr(testlog_line(0), "bad message 0"));
+	assert_null(strstr(testlog_line(0), "left out"));
+	assert_non_null(strstr(testlog_line(VNET_LOG_LIMIT_BURST - 1), "more such lines this minute are left out"));
+	assert_int_equal(lim.suppressed, 25 - VNET_LOG_LIMIT_BURST);
+
+	/* below the level: neither written nor counted */
+	vnet_log_limited(&lim, VNET_LOG_DEBUG, "debug");
+	assert_int_equal(lim.suppressed, 25 - VNET_LOG_LIMIT_BURST);
+
+	/* a minute later the first line says how many were left out */
+	lim.window_start_ms -= 60000;
+	vnet_log_limited(&lim, VNET_LOG_ERROR, "bad message %d", 25);
+	assert_int_equal(testlog_count(), VNET_LOG_LIMIT_BURST + 1);
+	assert_non_null(strstr(testlog_line(VNET_LOG_LIMIT_BURST), "bad message 25 (15 similar lines left out"));
+	assert_int_equal(lim.suppressed, 0);
+
+	/* no limit: every line */
+	testlog_clear();
+	for (int i = 0; i < 25; i++)
+		vnet_log_limited(NULL, VNET_LOG_ERROR, "x");
+	assert_int_equal(testlog_count(), 25);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_level),
 		cmocka_unit_test_teardown(test_level_filtering, teardown),
 		cmocka_unit_test_teardown(test_sink_gets_one_line, teardown),
+		cmocka_unit_test_teardown(test_limited_lines, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
