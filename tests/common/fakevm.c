@@ -97,3 +97,36 @@ void fakevm_driver_reset(struct virtio_dev *dev, const struct fakevm_ring *rings
 	for (unsigned i = 0; i < nq; i++)
 		vnet_vq_driver_fini(rings[i].drv);
 }
+
+static uint64_t model_features(struct virtio_dev *dev)
+{
+	return ((struct fakevm_model *)dev->priv)->features;
+}
+
+static void model_config_read(struct virtio_dev *dev, uint32_t off, void *data, uint32_t len)
+{
+	const struct fakevm_model *m = dev->priv;
+	if (m->config)
+		memcpy(data, m->config + off, len);
+	else
+		memset(data, 0, len);
+}
+
+static int model_activate(struct virtio_dev *dev)
+{
+	struct fakevm_model *m = dev->priv;
+	m->activations++;
+	return m->activate_rc;
+}
+
+static void model_deactivate(struct virtio_dev *dev)
+{
+	((struct fakevm_model *)dev->priv)->deactivations++;
+}
+
+const struct virtio_dev_ops fakevm_model_ops = {
+	.features = model_features,
+	.config_read = model_config_read,
+	.activate = model_activate,
+	.deactivate = model_deactivate,
+};

@@ -4,7 +4,8 @@
  * as vmm_create does (low RAM at GPA 0, the rest at 4 GiB), with its
  * guestmem published; and a virtio driver's bring-up of a virtio_dev
  * through the transport-independent register helpers (virtio_dev.h), with
- * libvnet's driver-side virtqueues as the guest's rings.
+ * libvnet's driver-side virtqueues as the guest's rings; and a device model
+ * that starts nothing, for the tests of the transports and of virtio_dev.
  *
  * Thread-safety: test set-up code, one thread.
  */
@@ -48,5 +49,18 @@ bool fakevm_driver_start(struct vmm *vm, struct virtio_dev *dev, uint64_t featur
 
 /* Device reset (status 0) and the drivers' rings forgotten. */
 void fakevm_driver_reset(struct virtio_dev *dev, const struct fakevm_ring *rings, unsigned nq);
+
+/*
+ * A device model that starts nothing: virtio_dev_init(..., &fakevm_model_ops,
+ * &model). It offers `features`, gives the driver `config` to read, and
+ * counts its activations (failed ones too) and deactivations.
+ */
+struct fakevm_model {
+	uint64_t features;     /* offered (VERSION_1 is added by virtio_dev) */
+	const uint8_t *config; /* the device config (config_size bytes); NULL: zeros */
+	int activate_rc;       /* what activate returns */
+	int activations, deactivations;
+};
+extern const struct virtio_dev_ops fakevm_model_ops;
 
 #endif

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "testmem.h"
 
 #define PEER_MAX_FDS VNET_SCM_MAX_FDS
 
@@ -712,4 +715,133 @@ int vhu_conn_traffic(struct vhu_conn *c, uint32_t seq)
 	if (c->call[0] >= 0)
 		vhu_eventfd_fired(c->call[0]);
 	return 0;
+}
+
+/* ---- a hostile connection next to a good one ---- */
+
+#define DUO_ALL_F (~0ull & ~BIT(VHOST_F_LOG_ALL))
+#define DUO_P_ALL (~0ull)
+
+/* Prints what failed and returns e. */
+__attribute__((format(printf, 2, 3))) static int duo_fail(int e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("vhu_duo: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return e;
+}
+
+unsigned vhu_duo_good(struct vhu_duo *d)
+{
+	struct vhu_conn *c = &d->good;
+	unsigned intact = 0;
+	if (vhu_guest_tx(c, 1, VHU_DUO_GOOD_TX, 100, d->seq) != (int)VHU_DUO_GOOD_TX)
+		return 0;
+	uint32_t seqs[64];
+	int n = vhu_device_pop(c, 1, seqs, 64, NULL, NULL);
+	for (int i = 0; i < n; i++)
+		intact += seqs[i] == d->seq + (uint32_t)i;
+	if (vhu_guest_reap(c, 1) != n)
+		return 0;
+	d->seq += VHU_DUO_GOOD_TX;
+	if (vhu_guest_rx_post(c, 0, VHU_DUO_GOOD_RX) != (int)VHU_DUO_GOOD_RX)
+		return intact;
+	for (unsigned i = 0; i < VHU_DUO_GOOD_RX; i++)
+		if (vhu_device_rx(c, 0, d->seq + i, 200, NULL) != 1)
+			return intact;
+	for (unsigned i = 0; i < VHU_DUO_GOOD_RX; i++) {
+		uint32_t s, l;
+		if (vhu_guest_rx_get(c, 0, &s, &l) == 1 && s == d->seq + i && l == 200)
+			intact++;
+	}
+	d->seq += VHU_DUO_GOOD_RX;
+	return intact;
+}
+
+/* A round of good traffic, all intact: 0 or -EIO. */
+static int duo_good_flows(struct vhu_duo *d, const char *when)
+{
+	unsigned n = vhu_duo_good(d);
+	if (n != VHU_DUO_GOOD_FRAMES)
+		return duo_fail(-EIO, "good connection %s: %u of %u frames intact", when, n,
+				VHU_DUO_GOOD_FRAMES);
+	return 0;
+}
+
+int vhu_duo_open(struct vhu_duo *d)
+{
+	memset(d, 0, sizeof(*d));
+	struct vnet_vhu_backend_config cfg = vhu_conn_default_config();
+	cfg.name = "good";
+	int e = vhu_conn_open(&d->good, &cfg, "vhu-good", -1, -1);
+	if (e < 0)
+		return duo_fail(e, "good connection: open: %s", strerror(-e));
+	if ((e = vhu_conn_up(&d->good, DUO_ALL_F, DUO_P_ALL)) != 0)
+		e = duo_fail(e < 0 ? e : -EIO, "good connection: set-up failed (%d)", e);
+	else
+		e = duo_good_flows(d, "at the start");
+	if (e < 0)
+		vhu_conn_close(&d->good);
+	return e;
+}
+
+void vhu_duo_close(struct vhu_duo *d)
+{
+	if (d->bad_open)
+		vhu_conn_close(&d->bad);
+	d->bad_open = false;
+	vhu_conn_close(&d->good);
+}
+
+int vhu_duo_bad_open(struct vhu_duo *d, const struct vnet_vhu_backend_config *cfg,
+		     bool negotiate, bool mem)
+{
+	int e = duo_good_flows(d, "before the bad one opened");
+	if (e < 0)
+		return e;
+	d->fds0 = vhu_count_fds();
+	struct vnet_vhu_backend_config bc = *cfg;
+	bc.name = "bad";
+	if ((e = vhu_conn_open(&d->bad, &bc, "vhu-bad", -1, -1)) < 0)
+		return duo_fail(e, "bad connection: open: %s", strerror(-e));
+	d->bad_open = true;
+	if (negotiate && (e = vhu_conn_negotiate(&d->bad, DUO_ALL_F, DUO_P_ALL)) != 0)
+		return duo_fail(e < 0 ? e : -EIO, "bad connection: negotiation failed (%d)", e);
+	if (mem && (e = vhu_conn_set_mem(&d->bad)) != 0)
+		return duo_fail(e < 0 ? e : -EIO, "bad connection: SET_MEM_TABLE failed (%d)", e);
+	testlog_clear();
+	return 0;
+}
+
+int vhu_duo_bad_close(struct vhu_duo *d)
+{
+	vhu_conn_close(&d->bad);
+	d->bad_open = false;
+	unsigned fds = vhu_count_fds(), maps = vhu_count_maps("vhu-bad");
+	if (fds != d->fds0)
+		return duo_fail(-EMFILE, "bad connection closed: %u fds open, %u before it opened",
+				fds, d->fds0);
+	if (maps)
+		return duo_fail(-EADDRINUSE, "bad connection closed: %u mappings of vhu-bad left",
+				maps);
+	return duo_good_flows(d, "after the bad one closed");
+}
+
+int vhu_duo_bad_dropped(struct vhu_duo *d, int rc, const char *needle)
+{
+	struct vhu_conn *c = &d->bad;
+	if (rc >= 0 || !strstr(c->dev->last_error, needle))
+		return duo_fail(rc >= 0 ? -EINVAL : -ENOMSG,
+				"rc %d, last_error \"%s\", expected \"%s\"", rc,
+				c->dev->last_error, needle);
+	unsigned logged = testlog_count_containing("closing connection");
+	if (logged != 1)
+		return duo_fail(-EALREADY, "\"closing connection\" logged %u times, expected once",
+				logged);
+	if (vhu_peer_readable(c->peer, 0))
+		return duo_fail(-EEXIST, "the dropped connection was answered");
+	return vhu_duo_bad_close(d);
 }

@@ -12,7 +12,11 @@
  *     vhu_peer_recv(peer, &r, 500);
  *
  * Plus small fixtures: fd counting (/proc/self/fd), eventfds, memfd guest
- * memory, counting mappings of a memfd in /proc/self/maps.
+ * memory, counting mappings of a memfd in /proc/self/maps; a test connection
+ * (struct vhu_conn: back-end + raw front-end + guest driver) and a hostile
+ * connection next to a good one (struct vhu_duo).
+ *
+ * Thread-safety: none; a peer, connection or duo belongs to one thread.
  */
 #ifndef VNET_TESTS_VHU_PEER_H
 #define VNET_TESTS_VHU_PEER_H
@@ -218,5 +222,67 @@ int vhu_device_rx(struct vhu_conn *c, unsigned ring, uint32_t seq, uint32_t len,
  * failing step (-100 - step).
  */
 int vhu_conn_traffic(struct vhu_conn *c, uint32_t seq);
+
+/*
+ * ---- a hostile connection next to a good one ----
+ *
+ * Two back-ends in this process: "good" (memfd "vhu-good", all features and
+ * protocol features, two rings up) carries VHU_DUO_GOOD_FRAMES frames before
+ * and after every hostile case; "bad" (memfd "vhu-bad") is opened per case
+ * and must lose only itself: nothing of it stays after close (fds, mappings)
+ * and the good one still flows. The checks return 0 or <0 naming the failed
+ * check, printed to stderr with the values (the caller asserts == 0).
+ *
+ *     struct vhu_duo d;
+ *     vhu_duo_open(&d);
+ *     struct vnet_vhu_backend_config cfg = vhu_conn_default_config();
+ *     vhu_duo_bad_open(&d, &cfg, true, true);
+ *     int rc = vhu_conn_req(&d.bad, ...hostile...);
+ *     vhu_duo_bad_dropped(&d, rc, "reason");     // or vhu_duo_bad_close(&d)
+ *     vhu_duo_close(&d);
+ */
+#define VHU_DUO_GOOD_TX 32u  /* guest TX frames per round, on ring 1 */
+#define VHU_DUO_GOOD_RX 8u   /* device RX frames per round, on ring 0 */
+#define VHU_DUO_GOOD_FRAMES (VHU_DUO_GOOD_TX + VHU_DUO_GOOD_RX)
+
+struct vhu_duo {
+	struct vhu_conn good, bad;
+	bool bad_open;
+	unsigned fds0;  /* fds of the process before the bad connection opened */
+	uint32_t seq;   /* the good traffic's next sequence number */
+};
+
+/* The good connection, up, and one round of good traffic checked. 0 or <0. */
+int vhu_duo_open(struct vhu_duo *d);
+/* Closes both connections (the bad one if open). */
+void vhu_duo_close(struct vhu_duo *d);
+
+/*
+ * One round on the good connection: VHU_DUO_GOOD_TX frames guest → device,
+ * VHU_DUO_GOOD_RX device → guest, each checked (sequence, length, payload).
+ * Returns how many arrived intact (VHU_DUO_GOOD_FRAMES when all did).
+ */
+unsigned vhu_duo_good(struct vhu_duo *d);
+
+/*
+ * A round of good traffic (all intact), then the bad connection: cfg with
+ * the name "bad", memfd "vhu-bad"; with `negotiate` vhu_conn_negotiate()
+ * (everything offered but LOG_ALL: REPLY_ACK on), with `mem` also
+ * vhu_conn_set_mem(). The test log is cleared. 0 or <0.
+ */
+int vhu_duo_bad_open(struct vhu_duo *d, const struct vnet_vhu_backend_config *cfg,
+		     bool negotiate, bool mem);
+/*
+ * Closes the bad connection; then the process holds the fds it held before
+ * vhu_duo_bad_open(), no mapping of "vhu-bad", and a round of good traffic
+ * arrives intact. 0 or <0.
+ */
+int vhu_duo_bad_close(struct vhu_duo *d);
+/*
+ * The bad connection was dropped: rc < 0, its last_error contains needle,
+ * "closing connection" logged exactly once, no reply sent; then
+ * vhu_duo_bad_close(). 0 or <0.
+ */
+int vhu_duo_bad_dropped(struct vhu_duo *d, int rc, const char *needle);
 
 #endif

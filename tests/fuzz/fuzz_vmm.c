@@ -12,7 +12,8 @@
  * No KVM: RAM is a calloc'd buffer, and the four KVM calls the transports
  * make (MSI routes, irqfds, ioeventfds) are replaced at link time
  * (-Wl,--wrap=...) by recorders that refuse what KVM refuses (an fd bound
- * twice, removing what is not there, an irqfd on a GSI without a route).
+ * twice, removing what is not there, an irqfd on a GSI without a route:
+ * tests/common/kvm_recorder.h).
  * The device model is a fake whose activate starts nothing.
  *
  * Oracles, after every access: KVM never refused a call; a queue's
@@ -41,6 +42,7 @@
 #include <linux/virtio_pci.h>
 
 #include "fuzz_common.h"
+#include "kvm_recorder.h"
 #include "vnet/log.h"
 #include "vmm/pci.h"
 #include "vmm/virtio_dev.h"
@@ -55,113 +57,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define RAM_LOW   0x10000u   /* 64 KiB at GPA 0 */
 #define RAM_HIGH  0x10000u   /* 64 KiB at VMM_HIGH_RAM_BASE when h0 bit 7 */
 #define SLOT      1          /* the device's PCI slot (0 is the host bridge) */
-#define MAX_FD    1024
-#define MAX_IOEVENTFDS 32
 #define CONFIG_SIZE 17
-
-/* ---- recorders for the KVM calls --------------------------------------- */
-
-static struct {
-	bool valid;
-	uint64_t addr;
-	uint32_t data;
-} routes[VMM_MAX_GSI];
-static int irqfd_gsi[MAX_FD]; /* GSI the fd is bound to, -1 none */
-static int irqfd_top;         /* 1 + highest fd ever bound (scans stop there) */
-static int kvm_refusals;
-static const char *refusal; /* the first one, for the report */
-static struct {
-	bool used;
-	int fd;
-	uint64_t addr;
-	unsigned len;
-	uint64_t datamatch;
-} iofds[MAX_IOEVENTFDS];
-
-static int refuse(int rc, const char *why)
-{
-	if (!kvm_refusals++)
-		refusal = why;
-	return rc;
-}
-
-int __wrap_vmm_irq_route_msi(struct vmm *vmm, unsigned gsi, uint64_t address, uint32_t data);
-int __wrap_vmm_irq_unroute_msi(struct vmm *vmm, unsigned gsi);
-int __wrap_vmm_irqfd(struct vmm *vmm, int fd, unsigned gsi, bool assign);
-int __wrap_vmm_ioeventfd(struct vmm *vmm, int fd, uint64_t addr, unsigned len, bool pio, bool match,
-			 uint64_t datamatch, bool assign);
-
-int __wrap_vmm_irq_route_msi(struct vmm *vmm, unsigned gsi, uint64_t address, uint32_t data)
-{
-	(void)vmm;
-	if (gsi < VMM_GSI_MSI_BASE || gsi >= VMM_MAX_GSI)
-		return refuse(-EINVAL, "MSI route outside the MSI GSIs");
-	routes[gsi].valid = true;
-	routes[gsi].addr = address;
-	routes[gsi].data = data;
-	return 0;
-}
-
-int __wrap_vmm_irq_unroute_msi(struct vmm *vmm, unsigned gsi)
-{
-	(void)vmm;
-	if (gsi < VMM_MAX_GSI)
-		routes[gsi].valid = false;
-	return 0;
-}
-
-int __wrap_vmm_irqfd(struct vmm *vmm, int fd, unsigned gsi, bool assign)
-{
-	(void)vmm;
-	if (fd < 0 || fd >= MAX_FD || gsi >= VMM_MAX_GSI)
-		return refuse(-EINVAL, "irqfd with a bad fd or GSI");
-	if (assign) {
-		if (irqfd_gsi[fd] >= 0)
-			return refuse(-EBUSY, "irqfd bound twice");
-		if (gsi >= VMM_GSI_MSI_BASE && !routes[gsi].valid)
-			refuse(0, "irqfd on an MSI GSI without a route");
-		irqfd_gsi[fd] = (int)gsi;
-		if (fd >= irqfd_top)
-			irqfd_top = fd + 1;
-	} else {
-		if (irqfd_gsi[fd] != (int)gsi)
-			return refuse(-ENOENT, "irqfd removed that is not bound there");
-		irqfd_gsi[fd] = -1;
-	}
-	return 0;
-}
-
-int __wrap_vmm_ioeventfd(struct vmm *vmm, int fd, uint64_t addr, unsigned len, bool pio, bool match,
-			 uint64_t datamatch, bool assign)
-{
-	(void)vmm;
-	if (pio || !match)
-		return refuse(-EINVAL, "ioeventfd without datamatch or on port I/O");
-	int free_slot = -1;
-	for (int i = 0; i < MAX_IOEVENTFDS; i++) {
-		if (!iofds[i].used) {
-			if (free_slot < 0)
-				free_slot = i;
-			continue;
-		}
-		if (iofds[i].addr == addr && iofds[i].len == len && iofds[i].datamatch == datamatch) {
-			if (assign || iofds[i].fd != fd)
-				return refuse(-EEXIST, "ioeventfd registered twice");
-			iofds[i].used = false;
-			return 0;
-		}
-	}
-	if (!assign)
-		return refuse(-ENOENT, "ioeventfd removed that is not there");
-	if (free_slot < 0)
-		return refuse(-ENOSPC, "too many ioeventfds");
-	iofds[free_slot].used = true;
-	iofds[free_slot].fd = fd;
-	iofds[free_slot].addr = addr;
-	iofds[free_slot].len = len;
-	iofds[free_slot].datamatch = datamatch;
-	return 0;
-}
 
 /* ---- the fake VM and device ------------------------------------------- */
 
@@ -450,9 +346,9 @@ void __wrap_virtio_dev_write_status(struct virtio_dev *d, uint8_t status)
 
 static void check_state(void)
 {
-	if (kvm_refusals) {
-		fprintf(stderr, "fuzz_vmm: KVM would refuse: %s\n", refusal);
-		CHECK(kvm_refusals == 0);
+	if (kvm_recorder_refusals()) {
+		fprintf(stderr, "fuzz_vmm: KVM would refuse: %s\n", kvm_recorder_first_refusal());
+		CHECK(kvm_recorder_refusals() == 0);
 	}
 	CHECK(activations - deactivations == (dev.active ? 1 : 0));
 	if (loud_lines - loud_at_reset > LOUD_LINES_PER_RESET) {
@@ -465,15 +361,16 @@ static void check_state(void)
 	uint64_t bar = pci ? bar_decoding() : 0;
 	for (unsigned q = 0; q < dev.num_queues; q++) {
 		unsigned found = 0;
-		for (int i = 0; i < MAX_IOEVENTFDS; i++) {
-			if (!iofds[i].used || iofds[i].fd != dev.q[q].kick_fd)
+		for (unsigned i = 0; i < KVM_RECORDER_MAX_IOEVENTFDS; i++) {
+			const struct kvm_recorder_ioeventfd *e = kvm_recorder_ioeventfd(i);
+			if (!e || e->fd != dev.q[q].kick_fd)
 				continue;
 			found++;
-			CHECK(iofds[i].datamatch == q);
+			CHECK(e->datamatch == q);
 			if (pci)
-				CHECK(iofds[i].addr == bar + 0x3000 + 4 * q && iofds[i].len == 2);
+				CHECK(e->addr == bar + 0x3000 + 4 * q && e->len == 2);
 			else
-				CHECK(iofds[i].addr == VMM_MMIO_BASE + 0x050 && iofds[i].len == 4);
+				CHECK(e->addr == VMM_MMIO_BASE + 0x050 && e->len == 4);
 		}
 		/* A doorbell that is an ioeventfd never reaches the VMM's check of
 		 * "queue not ready": it must exist exactly while the queue is ready. */
@@ -486,22 +383,15 @@ static void check_state(void)
 			CHECK(!"queue doorbell is an ioeventfd exactly while the queue is ready");
 		}
 	}
-	for (int fd = 0; fd < irqfd_top; fd++) {
-		if (irqfd_gsi[fd] < 0)
+	for (int fd = 0; fd < kvm_recorder_irqfd_end(); fd++) {
+		int gsi = kvm_recorder_irqfd_gsi(fd);
+		if (gsi < 0)
 			continue;
 		for (unsigned q = 0; q < dev.num_queues; q++)
 			CHECK(fd != dev.q[q].kick_fd); /* only call fds and the config fd */
 		if (pci)
-			CHECK(routes[irqfd_gsi[fd]].valid);
+			CHECK(kvm_recorder_route((unsigned)gsi));
 	}
-}
-
-static unsigned bound_irqfds(void)
-{
-	unsigned n = 0;
-	for (int fd = 0; fd < irqfd_top; fd++)
-		n += irqfd_gsi[fd] >= 0;
-	return n;
 }
 
 /* ---- driver ----------------------------------------------------------- */
@@ -570,7 +460,7 @@ static void run_step(struct reader *r)
 	/* A reset (the last thing these steps do when they do it) unmaps every
 	 * vector (virtio 1.2 §4.1.5.1.2): nothing can fire until re-mapped. */
 	if (resets != resets_before && (op == STEP_STATUS || op == STEP_MMIO) && pci)
-		CHECK(bound_irqfds() == 0);
+		CHECK(kvm_recorder_irqfd_count() == 0);
 }
 
 static void vm_init(bool high)
@@ -617,12 +507,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned nq = ((h0 >> 2) & 7) + 1;
 	static const uint16_t qmax[4] = {1, 16, 256, 1024};
 
-	memset(routes, 0, sizeof(routes));
-	memset(iofds, 0, sizeof(iofds));
-	for (int i = 0; i < MAX_FD; i++)
-		irqfd_gsi[i] = -1;
-	irqfd_top = 0;
-	kvm_refusals = activations = deactivations = 0;
+	kvm_recorder_reset();
+	activations = deactivations = 0;
 	loud_lines = loud_at_reset = resets = 0;
 	static const uint8_t mac_cfg[CONFIG_SIZE] = {0x52, 0x54, 0, 1, 2, 3, 1, 0, 1, 0, 0xdc, 5};
 	memcpy(net_config, mac_cfg, sizeof(net_config));
@@ -647,12 +533,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dev.active)
 		fake_deactivate(&dev);
 	virtio_dev_destroy(&dev);
-	CHECK(kvm_refusals == 0);
-	for (int i = 0; i < MAX_IOEVENTFDS; i++)
-		CHECK(!iofds[i].used);
-	CHECK(bound_irqfds() == 0);
-	for (unsigned g = 0; g < VMM_MAX_GSI; g++)
-		CHECK(!routes[g].valid);
+	CHECK(kvm_recorder_refusals() == 0);
+	CHECK(kvm_recorder_ioeventfd_count() == 0);
+	CHECK(kvm_recorder_irqfd_count() == 0);
+	CHECK(kvm_recorder_route_count() == 0);
 	CHECK(vm.pio.n == 0 && vm.mmio.n == 0);
 	vmm_bus_destroy(&vm.pio);
 	vmm_bus_destroy(&vm.mmio);

@@ -2,9 +2,10 @@
  * test_cve_vhost_user.c — one regression test per known vhost-user handler
  * bug class (issue 7), each named after its CVE. A hostile front-end talks to
  * the back-end (vnet_vhu_dev) over connection "bad" while connection "good"
- * (its own vnet_vhu_dev, same process) carries frames: every attack is
- * bracketed by a count of the good connection's frames (GOOD_TOTAL must
- * arrive before and after), and the bad connection must lose only itself —
+ * (its own vnet_vhu_dev, same process) carries frames (struct vhu_duo,
+ * vhu_peer.h): every attack is bracketed by a count of the good
+ * connection's frames (all VHU_DUO_GOOD_FRAMES must arrive before and
+ * after), and the bad connection must lose only itself —
  * handle() < 0 with a reason, one log line, no reply — or, when the request
  * is legal but repeated, keep working without growing: after fini the
  * process holds exactly the fds and mappings it held before (counted in
@@ -38,15 +39,8 @@
 #define REG_SZ sizeof(struct vnet_vhu_mem_region)
 #define VIRTIO_NET_F_HASH_REPORT 57
 
-#define GOOD_TX 32u
-#define GOOD_RX 8u
-#define GOOD_TOTAL (GOOD_TX + GOOD_RX)
-
 struct fx {
-	struct vhu_conn good, bad;
-	bool bad_open;
-	unsigned fds0;
-	uint32_t seq;
+	struct vhu_duo d; /* connections "good" and "bad" */
 	struct vnet_pkt_pool pool;
 };
 
@@ -55,46 +49,11 @@ static size_t heap_in_use(void)
 	return mallinfo2().uordblks;
 }
 
-/*
- * The well-behaved side: GOOD_TX guest frames through the good connection's
- * TX ring and GOOD_RX frames into its RX ring, each checked (sequence and
- * payload). Returns how many arrived intact.
- */
-static unsigned good_frames(struct fx *f)
-{
-	struct vhu_conn *c = &f->good;
-	unsigned intact = 0;
-	if (vhu_guest_tx(c, 1, GOOD_TX, 100, f->seq) != (int)GOOD_TX)
-		return 0;
-	uint32_t seqs[64];
-	int n = vhu_device_pop(c, 1, seqs, 64, NULL, NULL);
-	for (int i = 0; i < n; i++)
-		intact += seqs[i] == f->seq + (uint32_t)i;
-	if (vhu_guest_reap(c, 1) != n)
-		return 0;
-	f->seq += GOOD_TX;
-	if (vhu_guest_rx_post(c, 0, GOOD_RX) != (int)GOOD_RX)
-		return intact;
-	for (unsigned i = 0; i < GOOD_RX; i++)
-		if (vhu_device_rx(c, 0, f->seq + i, 200, NULL) != 1)
-			return intact;
-	for (unsigned i = 0; i < GOOD_RX; i++) {
-		uint32_t s, l;
-		if (vhu_guest_rx_get(c, 0, &s, &l) == 1 && s == f->seq + i && l == 200)
-			intact++;
-	}
-	f->seq += GOOD_RX;
-	return intact;
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	testlog_capture();
-	struct vnet_vhu_backend_config cfg = vhu_conn_default_config();
-	cfg.name = "good";
-	if (vhu_conn_open(&f->good, &cfg, "vhu-good", -1, -1) < 0 ||
-	    vhu_conn_up(&f->good, ALL_F, P_ALL) != 0 || vnet_pkt_pool_init(&f->pool, 64, 0) < 0)
+	if (vhu_duo_open(&f->d) < 0 || vnet_pkt_pool_init(&f->pool, 64, 0) < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -103,9 +62,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	if (f->bad_open)
-		vhu_conn_close(&f->bad);
-	vhu_conn_close(&f->good);
+	vhu_duo_close(&f->d);
 	vnet_pkt_pool_fini(&f->pool);
 	testlog_release();
 	free(f);
@@ -115,43 +72,22 @@ static int teardown(void **state)
 /* Good traffic first, then the bad connection (qps queue pairs). */
 static struct vhu_conn *bad_open(struct fx *f, bool negotiate, bool mem, unsigned qps)
 {
-	assert_int_equal(good_frames(f), GOOD_TOTAL);
-	f->fds0 = vhu_count_fds();
 	struct vnet_vhu_backend_config cfg = vhu_conn_default_config();
-	cfg.name = "bad";
 	cfg.max_queue_pairs = qps;
-	assert_int_equal(vhu_conn_open(&f->bad, &cfg, "vhu-bad", -1, -1), 0);
-	f->bad_open = true;
-	if (negotiate)
-		assert_int_equal(vhu_conn_negotiate(&f->bad, ALL_F, P_ALL), 0);
-	if (mem)
-		assert_int_equal(vhu_conn_set_mem(&f->bad), 0);
-	testlog_clear();
-	return &f->bad;
+	assert_int_equal(vhu_duo_bad_open(&f->d, &cfg, negotiate, mem), 0);
+	return &f->d.bad;
 }
 
 /* Closes the bad connection: nothing of it stays, the good one still flows. */
 static void bad_close(struct fx *f)
 {
-	vhu_conn_close(&f->bad);
-	f->bad_open = false;
-	assert_int_equal(vhu_count_fds(), f->fds0);
-	assert_int_equal(vhu_count_maps("vhu-bad"), 0);
-	assert_int_equal(good_frames(f), GOOD_TOTAL);
+	assert_int_equal(vhu_duo_bad_close(&f->d), 0);
 }
 
 /* The bad connection was dropped for `needle`: logged once, never answered. */
 static void bad_dropped(struct fx *f, int rc, const char *needle)
 {
-	struct vhu_conn *c = &f->bad;
-	if (rc >= 0 || !strstr(c->dev->last_error, needle))
-		print_error("rc %d, last_error \"%s\", expected \"%s\"\n", rc, c->dev->last_error,
-			    needle);
-	assert_true(rc < 0);
-	assert_non_null(strstr(c->dev->last_error, needle));
-	assert_int_equal(testlog_count_containing("closing connection"), 1);
-	assert_false(vhu_peer_readable(c->peer, 0));
-	bad_close(f);
+	assert_int_equal(vhu_duo_bad_dropped(&f->d, rc, needle), 0);
 }
 
 /* Closes n fds the test still holds after sending them. */
@@ -202,7 +138,7 @@ static void cve_2018_1059_cve_2020_10725_hostile_ring_via_handler(void **state)
 		assert_int_equal(vhu_device_rx(c, 0, 42, 64, NULL), 1);
 		assert_int_equal(vhu_guest_rx_get(c, 0, &s, &l), 1);
 		assert_int_equal(s, 42);
-		assert_int_equal(good_frames(f), GOOD_TOTAL);
+		assert_int_equal(vhu_duo_good(&f->d), VHU_DUO_GOOD_FRAMES);
 		/* the front-end resets the ring */
 		struct vnet_vhu_vring_state st = {.index = 1};
 		struct vhu_reply r;
@@ -265,7 +201,7 @@ static void cve_2019_14818_fds_on_messages_that_take_none(void **state)
 	assert_int_equal(vhu_peer_send_raw(c->peer, &c->features, 8, fds, 3), 0);
 	close_all(fds, 3);
 	assert_int_equal(vnet_vhu_dev_handle(c->dev), 0);
-	assert_int_equal(vhu_count_fds(), f->fds0 + 3); /* the socket pair and the memfd */
+	assert_int_equal(vhu_count_fds(), f->d.fds0 + 3); /* the socket pair and the memfd */
 	assert_int_equal(vhu_count_maps("vhu-bad"), 2); /* ours + the memory table */
 	bad_close(f);
 }

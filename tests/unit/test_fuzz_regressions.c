@@ -20,10 +20,9 @@
  *     thread once full (the fuzzer saw the SIGPIPE of a pipe without reader).
  *
  * vnet-vmm's four KVM calls are replaced by recorders at link time
- * (-Wl,--wrap=..., as test_vmm_pci). Single-threaded except the data-plane
+ * (kvm_recorder.h, as test_vmm_pci). Single-threaded except the data-plane
  * threads of the last two tests.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -40,6 +39,8 @@
 
 #include <cmocka.h>
 
+#include "fakevm.h"
+#include "kvm_recorder.h"
 #include "switch/config.h"
 #include "switch/flow.h"
 #include "testmem.h"
@@ -98,97 +99,23 @@ static void test_flow_priority_read_alike(void **state)
 /* ---- vnet-vmm: a device without KVM ---- */
 
 #define RAM (64u << 10)
-#define MAX_IOEVENTFDS 16
 
-static struct {
-	bool used;
-	int fd;
-} ioeventfds[MAX_IOEVENTFDS];
-
-int __wrap_vmm_irq_route_msi(struct vmm *vmm, unsigned gsi, uint64_t address, uint32_t data);
-int __wrap_vmm_irq_unroute_msi(struct vmm *vmm, unsigned gsi);
-int __wrap_vmm_irqfd(struct vmm *vmm, int fd, unsigned gsi, bool assign);
-int __wrap_vmm_ioeventfd(struct vmm *vmm, int fd, uint64_t addr, unsigned len, bool pio, bool match,
-			 uint64_t datamatch, bool assign);
-
-int __wrap_vmm_irq_route_msi(struct vmm *vmm, unsigned gsi, uint64_t address, uint32_t data)
-{
-	(void)vmm, (void)gsi, (void)address, (void)data;
-	return 0;
-}
-
-int __wrap_vmm_irq_unroute_msi(struct vmm *vmm, unsigned gsi)
-{
-	(void)vmm, (void)gsi;
-	return 0;
-}
-
-int __wrap_vmm_irqfd(struct vmm *vmm, int fd, unsigned gsi, bool assign)
-{
-	(void)vmm, (void)fd, (void)gsi, (void)assign;
-	return 0;
-}
-
-int __wrap_vmm_ioeventfd(struct vmm *vmm, int fd, uint64_t addr, unsigned len, bool pio, bool match,
-			 uint64_t datamatch, bool assign)
-{
-	(void)vmm, (void)addr, (void)len, (void)pio, (void)match, (void)datamatch;
-	for (int i = 0; i < MAX_IOEVENTFDS; i++)
-		if (assign ? !ioeventfds[i].used : ioeventfds[i].used && ioeventfds[i].fd == fd) {
-			ioeventfds[i].used = assign;
-			ioeventfds[i].fd = fd;
-			return 0;
-		}
-	return -ENOENT;
-}
-
+/* A queue's doorbell is an ioeventfd on its kick fd. */
 static bool doorbell_registered(int fd)
 {
-	for (int i = 0; i < MAX_IOEVENTFDS; i++)
-		if (ioeventfds[i].used && ioeventfds[i].fd == fd)
-			return true;
-	return false;
+	return kvm_recorder_ioeventfds_of(fd) > 0;
 }
-
-static uint64_t fake_features(struct virtio_dev *d)
-{
-	(void)d;
-	return 1ull << 5;
-}
-
-static void fake_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
-{
-	(void)d, (void)off;
-	memset(data, 0, len);
-}
-
-static int fake_activate(struct virtio_dev *d)
-{
-	(void)d;
-	return 0;
-}
-
-static void fake_deactivate(struct virtio_dev *d)
-{
-	(void)d;
-}
-
-static const struct virtio_dev_ops fake_ops = {
-	.features = fake_features,
-	.config_read = fake_config_read,
-	.activate = fake_activate,
-	.deactivate = fake_deactivate,
-};
 
 struct fake_vm {
 	struct vmm vm;
 	struct virtio_dev dev;
+	struct fakevm_model model;
 };
 
 static void vm_start(struct fake_vm *f)
 {
 	memset(f, 0, sizeof(*f));
-	memset(ioeventfds, 0, sizeof(ioeventfds));
+	kvm_recorder_reset();
 	f->vm.vm_fd = -1;
 	f->vm.mem = calloc(1, RAM);
 	assert_non_null(f->vm.mem);
@@ -200,7 +127,8 @@ static void vm_start(struct fake_vm *f)
 	pthread_mutex_init(&f->vm.irq_lock, NULL);
 	vmm_bus_init(&f->vm.pio, "pio");
 	vmm_bus_init(&f->vm.mmio, "mmio");
-	assert_int_equal(virtio_dev_init(&f->dev, &f->vm, "net0", 1, 1, 256, 12, &fake_ops, NULL), 0);
+	f->model.features = 1ull << 5; /* MAC; the config reads as zeros */
+	assert_int_equal(virtio_dev_init(&f->dev, &f->vm, "net0", 1, 1, 256, 12, &fakevm_model_ops, &f->model), 0);
 	assert_int_equal(virtio_mmio_create(&f->vm, &f->dev), 0);
 }
 
@@ -208,6 +136,8 @@ static void vm_stop(struct fake_vm *f)
 {
 	virtio_mmio_destroy(&f->dev);
 	virtio_dev_destroy(&f->dev);
+	assert_int_equal(kvm_recorder_refusals(), 0);
+	assert_int_equal(kvm_recorder_ioeventfd_count() + kvm_recorder_irqfd_count(), 0);
 	vmm_bus_destroy(&f->vm.pio);
 	vmm_bus_destroy(&f->vm.mmio);
 	pthread_mutex_destroy(&f->vm.irq_lock);
@@ -236,6 +166,28 @@ static void test_mmio_doorbell_follows_queue_ready(void **state)
 	mmio_write(&f, 0x044, 0);      /* disabled again before DRIVER_OK */
 	assert_false(f.dev.q[0].ready);
 	/* Otherwise the next notify is swallowed by KVM instead of refused. */
+	assert_false(doorbell_registered(f.dev.q[0].kick_fd));
+	vm_stop(&f);
+}
+
+/* fuzz_vmm, "queue 0 ready=0, 1 ioeventfds": Status is a 32-bit register
+ * whose low byte is the status. Writing 0x100 reset the device (status 0)
+ * but kept the doorbells, so the reset queues' kicks went to KVM. */
+static void test_mmio_status_reset_high_bits_drops_doorbells(void **state)
+{
+	(void)state;
+	struct fake_vm f;
+	vm_start(&f);
+	mmio_write(&f, 0x030, 0);
+	mmio_write(&f, 0x038, 256);
+	mmio_write(&f, 0x080, 0x0000);
+	mmio_write(&f, 0x090, 0x1000);
+	mmio_write(&f, 0x0a0, 0x2000);
+	mmio_write(&f, 0x044, 1);
+	assert_true(doorbell_registered(f.dev.q[0].kick_fd));
+	mmio_write(&f, 0x070, 0x100);  /* Status: low byte 0, a reset */
+	assert_int_equal(f.dev.status, 0);
+	assert_false(f.dev.q[0].ready);
 	assert_false(doorbell_registered(f.dev.q[0].kick_fd));
 	vm_stop(&f);
 }
@@ -414,6 +366,7 @@ int main(void)
 		cmocka_unit_test(test_flow_respelled_replaces_saved_flow),
 		cmocka_unit_test(test_flow_priority_read_alike),
 		cmocka_unit_test(test_mmio_doorbell_follows_queue_ready),
+		cmocka_unit_test(test_mmio_status_reset_high_bits_drops_doorbells),
 		cmocka_unit_test(test_features_ok_refusal_logged_once),
 		cmocka_unit_test(test_net_rx_bad_chains_bounded),
 		cmocka_unit_test(test_vhost_user_call_fd_never_blocks),

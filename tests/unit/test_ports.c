@@ -43,6 +43,7 @@
 #include <cmocka.h>
 
 #include "switch/port.h"
+#include "vhu_port.h"
 #include "vnet/log.h"
 #include "vnet/pkt.h"
 #include "vnet/vhost_user.h"
@@ -281,61 +282,19 @@ static void test_null_port(void **state)
 
 /* ---- vhost-user ---- */
 
-struct fe_job {
-	struct vnet_vhu_fe_config cfg;
-	struct vnet_vhu_fe *fe;      /* open: result; close: what to close */
-	int rc;
-	bool close;
-	atomic_bool done;
-};
-
-static void *fe_thread(void *arg)
-{
-	struct fe_job *j = arg;
-	if (j->close)
-		vnet_vhu_fe_close(j->fe);
-	else
-		j->rc = vnet_vhu_fe_open(&j->fe, &j->cfg);
-	atomic_store(&j->done, true);
-	return NULL;
-}
-
-/* Runs a front-end open/close in a thread while serving the port here. */
-static void fe_run(struct sw_port *p, struct fe_job *j)
-{
-	pthread_t t;
-	atomic_store(&j->done, false);
-	assert_int_equal(pthread_create(&t, NULL, fe_thread, j), 0);
-	uint64_t end = now_ms() + 10000;
-	while (!atomic_load(&j->done) && now_ms() < end) {
-		p->ops->service(p);
-		int fd = p->ops->service_fd(p);
-		if (fd >= 0) {
-			struct pollfd pfd = {.fd = fd, .events = POLLIN};
-			poll(&pfd, 1, 5);
-		} else {
-			usleep(2000);
-		}
-	}
-	pthread_join(t, NULL);
-	assert_true(atomic_load(&j->done));
-}
-
 static struct vnet_vhu_fe *fe_open(struct sw_port *p, const char *path, bool server,
 				   unsigned qps)
 {
-	struct fe_job j = {.cfg = {.name = "fe", .path = path, .server = server,
-				   .connect_timeout_ms = 5000, .queue_pairs = qps}};
-	fe_run(p, &j);
-	assert_int_equal(j.rc, 0);
-	p->ops->service(p); /* the last messages (enable, status) */
-	return j.fe;
+	struct vnet_vhu_fe_config cfg = {.name = "fe", .path = path, .server = server,
+					 .connect_timeout_ms = 5000, .queue_pairs = qps};
+	struct vnet_vhu_fe *fe;
+	assert_int_equal(vhu_port_fe_open(p, &cfg, &fe), 0);
+	return fe;
 }
 
 static void fe_close(struct sw_port *p, struct vnet_vhu_fe *fe)
 {
-	struct fe_job j = {.fe = fe, .close = true};
-	fe_run(p, &j);
+	assert_int_equal(vhu_port_fe_close(p, fe), 0);
 }
 
 static bool describe_has(struct sw_port *p, const char *s)

@@ -1,10 +1,10 @@
 /*
  * test_vhost_user_badinput.c — malformed and hostile vhost-user input to the
  * back-end. Each case runs on its own connection while a second, GOOD
- * connection (its own vnet_vhu_dev) carries traffic before and after; the
- * bad connection must end with handle() < 0 (or a clean error ack), a
- * last_error naming the problem, one log line, and fini must give back
- * every fd and mapping.
+ * connection (its own vnet_vhu_dev; struct vhu_duo, vhu_peer.h) carries
+ * traffic before and after; the bad connection must end with handle() < 0
+ * (or a clean error ack), a last_error naming the problem, one log line,
+ * and fini must give back every fd and mapping.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -32,23 +32,15 @@
 #define REG_SZ  sizeof(struct vnet_vhu_mem_region)
 
 struct bfx {
-	struct vhu_conn good;
-	struct vhu_conn bad;
-	bool bad_open;
-	unsigned fds0;
-	uint32_t seq;
+	struct vhu_duo d; /* connections "good" and "bad" */
 };
 
 static int setup(void **state)
 {
 	struct bfx *f = calloc(1, sizeof(*f));
 	testlog_capture();
-	struct vnet_vhu_backend_config cfg = vhu_conn_default_config();
-	cfg.name = "good";
-	if (vhu_conn_open(&f->good, &cfg, "vhu-good", -1, -1) < 0 ||
-	    vhu_conn_up(&f->good, ALL_F, P_ALL) != 0 || vhu_conn_traffic(&f->good, 0) != 0)
+	if (vhu_duo_open(&f->d) < 0)
 		return -1;
-	f->seq = 1000;
 	*state = f;
 	return 0;
 }
@@ -56,9 +48,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct bfx *f = *state;
-	if (f->bad_open)
-		vhu_conn_close(&f->bad);
-	vhu_conn_close(&f->good);
+	vhu_duo_close(&f->d);
 	testlog_release();
 	free(f);
 	return 0;
@@ -67,46 +57,23 @@ static int teardown(void **state)
 /* Opens the bad connection; optionally negotiates (REPLY_ACK on) and sets memory. */
 static struct vhu_conn *bad_open(struct bfx *f, bool negotiate, bool mem)
 {
-	assert_int_equal(vhu_conn_traffic(&f->good, f->seq), 0);
-	f->seq += 1000;
-	f->fds0 = vhu_count_fds();
 	struct vnet_vhu_backend_config cfg = vhu_conn_default_config();
-	cfg.name = "bad";
 	cfg.has_mac = true; /* so GET_CONFIG (CONFIG) is offered and its bounds are tested */
 	memcpy(cfg.mac, "\x02\x00\x00\x00\x00\x09", 6);
-	assert_int_equal(vhu_conn_open(&f->bad, &cfg, "vhu-bad", -1, -1), 0);
-	f->bad_open = true;
-	if (negotiate)
-		assert_int_equal(vhu_conn_negotiate(&f->bad, ALL_F, P_ALL), 0);
-	if (mem)
-		assert_int_equal(vhu_conn_set_mem(&f->bad), 0);
-	testlog_clear();
-	return &f->bad;
+	assert_int_equal(vhu_duo_bad_open(&f->d, &cfg, negotiate, mem), 0);
+	return &f->d.bad;
 }
 
 /* Closes the bad connection and checks nothing leaked and the good one flows. */
 static void bad_close(struct bfx *f)
 {
-	vhu_conn_close(&f->bad);
-	f->bad_open = false;
-	assert_int_equal(vhu_count_fds(), f->fds0);
-	assert_int_equal(vhu_count_maps("vhu-bad"), 0);
-	assert_int_equal(vhu_conn_traffic(&f->good, f->seq), 0);
-	f->seq += 1000;
+	assert_int_equal(vhu_duo_bad_close(&f->d), 0);
 }
 
 /* A fatal case: rc < 0, last_error contains needle, logged once, no reply sent. */
 static void bad_expect(struct bfx *f, int rc, const char *needle)
 {
-	struct vhu_conn *c = &f->bad;
-	if (rc >= 0 || !strstr(c->dev->last_error, needle))
-		print_error("rc %d, last_error \"%s\", expected \"%s\"\n", rc, c->dev->last_error,
-			    needle);
-	assert_true(rc < 0);
-	assert_non_null(strstr(c->dev->last_error, needle));
-	assert_int_equal(testlog_count_containing("closing connection"), 1);
-	assert_false(vhu_peer_readable(c->peer, 0));
-	bad_close(f);
+	assert_int_equal(vhu_duo_bad_dropped(&f->d, rc, needle), 0);
 }
 
 static int send_and_handle(struct vhu_conn *c, uint32_t req, uint32_t flags, const void *p,

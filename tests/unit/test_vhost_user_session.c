@@ -9,13 +9,9 @@
  * after stop (a guest reset), REPLY_ACK refusals, liveness, start-up errors
  * and fds.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +24,7 @@
 #include <cmocka.h>
 
 #include "testmem.h"
+#include "vhu_be.h"
 #include "vhu_peer.h"
 #include "vnet/net.h"
 #include "vnet/vhost_user_backend.h"
@@ -46,84 +43,12 @@
 #define QSZ      64
 #define HDR      12u
 
-/* ---- libvnet's back-end in a thread ---- */
-
-struct be {
-	char path[108];
-	bool connects;              /* the back-end connects (session in server mode) */
-	struct vnet_vhu_backend_config cfg;
-	struct vnet_vhu_dev dev;
-	int lfd;
-	pthread_t thread;
-	atomic_bool stop, up, started;
-};
-
-static void *be_thread(void *arg)
-{
-	struct be *b = arg;
-	int sock = -1;
-	for (int i = 0; i < 300 && sock < 0 && !atomic_load(&b->stop); i++) {
-		if (b->connects) {
-			sock = vnet_vhu_connect(b->path);
-		} else {
-			struct pollfd p = {.fd = b->lfd, .events = POLLIN};
-			if (poll(&p, 1, 10) == 1)
-				sock = vnet_vhu_accept(b->lfd);
-		}
-		if (sock < 0 && b->connects)
-			usleep(10000);
-	}
-	if (sock < 0)
-		return NULL;
-	if (vnet_vhu_dev_init(&b->dev, &b->cfg, sock) < 0) {
-		close(sock);
-		return NULL;
-	}
-	atomic_store(&b->up, true);
-	while (!atomic_load(&b->stop)) {
-		struct pollfd p = {.fd = b->dev.sock, .events = POLLIN};
-		if (poll(&p, 1, 20) <= 0)
-			continue;
-		int r = vnet_vhu_dev_handle(&b->dev);
-		if (r < 0 && r != -EAGAIN)
-			break;
-	}
-	vnet_vhu_dev_fini(&b->dev);
-	return NULL;
-}
-
-static void be_start(struct be *b)
-{
-	static unsigned seq;
-	snprintf(b->path, sizeof(b->path), "/tmp/vnet-session-test-%d-%u.sock", (int)getpid(),
-		 seq++);
-	b->lfd = -1;
-	if (!b->connects) {
-		char err[128];
-		b->lfd = vnet_vhu_listen(b->path, 0600, err, sizeof(err));
-		assert_true(b->lfd >= 0);
-	}
-	assert_int_equal(pthread_create(&b->thread, NULL, be_thread, b), 0);
-	atomic_store(&b->started, true);
-}
-
-static void be_stop(struct be *b)
-{
-	if (!atomic_exchange(&b->started, false))
-		return;
-	atomic_store(&b->stop, true);
-	pthread_join(b->thread, NULL);
-	if (b->lfd >= 0) {
-		close(b->lfd);
-		unlink(b->path);
-		b->lfd = -1;
-	}
-}
-
 /* ---- fixture: guest RAM, rings, eventfds, session ---- */
 
 struct fx {
-	struct be be;
+	struct vhu_be be;           /* libvnet's back-end in a thread */
+	struct vnet_vhu_backend_config be_cfg;
+	bool be_connects;           /* the back-end connects (session in server mode) */
 	struct vnet_vhu_session s;
 	int memfd;
 	uint8_t *mem;               /* the memfd mapped whole: region 0, then region 1 */
@@ -136,7 +61,7 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	f->fds_before = vhu_count_fds();
-	f->be.cfg = (struct vnet_vhu_backend_config){
+	f->be_cfg = (struct vnet_vhu_backend_config){
 		.name = "be", .max_queue_pairs = 2, .io_timeout_ms = 500,
 		.has_mac = true, .mac = {2, 0, 0, 0xaa, 0xbb, 0xcc}, .mtu = 9000,
 	};
@@ -153,7 +78,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	vnet_vhu_session_close(&f->s);
-	be_stop(&f->be);
+	vhu_be_stop(&f->be);
 	for (unsigned i = 0; i < 2; i++) {
 		if (f->kick[i] >= 0)
 			close(f->kick[i]);
@@ -178,14 +103,23 @@ static struct vnet_vhu_session_config session_cfg(struct fx *f)
 {
 	return (struct vnet_vhu_session_config){
 		.name = "net0", .log_prefix = "vhost-user", .path = f->be.path,
-		.server = f->be.connects, .connect_timeout_ms = 3000, .io_timeout_ms = 1000,
+		.server = f->be_connects, .connect_timeout_ms = 3000, .io_timeout_ms = 1000,
 		.protocol_features = P(REPLY_ACK) | P(STATUS) | P(CONFIG) | P(NET_MTU) | P(MQ),
 	};
 }
 
+/* Starts the back-end at a fresh path. */
+static void be_start(struct fx *f)
+{
+	static unsigned seq;
+	char path[108];
+	snprintf(path, sizeof(path), "/tmp/vnet-session-test-%d-%u.sock", (int)getpid(), seq++);
+	assert_int_equal(vhu_be_start(&f->be, path, f->be_connects, &f->be_cfg), 0);
+}
+
 static void connect_ok(struct fx *f)
 {
-	be_start(&f->be);
+	be_start(f);
 	struct vnet_vhu_session_config c = session_cfg(f);
 	assert_int_equal(vnet_vhu_session_connect(&f->s, &c), 0);
 	assert_true(f->s.connected);
@@ -253,12 +187,6 @@ static void bring_up(struct fx *f)
 	start_rings(f);
 	assert_int_equal(vnet_vhu_session_set_status(&f->s, f->s.status |
 							     VNET_VIRTIO_STATUS_DRIVER_OK), 0);
-}
-
-/* The back-end served every request so far (REPLY_ACK): ring state is final. */
-static enum vnet_vhu_ring_state ring_state(struct fx *f, unsigned ring)
-{
-	return (enum vnet_vhu_ring_state)atomic_load(&f->be.dev.rings[ring].state);
 }
 
 /* Guest sends a frame on the TX ring from guest RAM at gpa. */
@@ -335,8 +263,8 @@ static void test_vmm_layout_traffic_stop_restart(void **state)
 	connect_ok(f);
 	guest_memory(f);
 	bring_up(f);
-	assert_int_equal(ring_state(f, 0), VNET_VHU_RING_ENABLED);
-	assert_int_equal(ring_state(f, 1), VNET_VHU_RING_ENABLED);
+	assert_int_equal(vhu_be_ring_state(&f->be, 0), VNET_VHU_RING_ENABLED);
+	assert_int_equal(vhu_be_ring_state(&f->be, 1), VNET_VHU_RING_ENABLED);
 	assert_int_equal(f->be.dev.status, 0xf);
 
 	/* frames from both regions cross the shared memory intact */
@@ -354,14 +282,14 @@ static void test_vmm_layout_traffic_stop_restart(void **state)
 		assert_int_equal(vnet_vhu_session_stop_ring(&f->s, i, &last[i]), 0);
 	assert_int_equal(last[0], 0);
 	assert_int_equal(last[1], 2);
-	assert_int_equal(ring_state(f, 1), VNET_VHU_RING_STOPPED);
+	assert_int_equal(vhu_be_ring_state(&f->be, 1), VNET_VHU_RING_STOPPED);
 	assert_int_equal(vnet_vhu_session_set_status(&f->s, 0), 0);
 
 	/* the guest sets the device up again from scratch: same session */
 	for (unsigned i = 0; i < 2; i++)
 		vnet_vq_driver_fini(&f->drv[i]);
 	bring_up(f);
-	assert_int_equal(ring_state(f, 1), VNET_VHU_RING_ENABLED);
+	assert_int_equal(vhu_be_ring_state(&f->be, 1), VNET_VHU_RING_ENABLED);
 	guest_tx(f, 0x3000, 60, 0x33);
 	assert_int_equal(device_pop(f, 0x33), HDR + 60);
 	assert_int_equal(vnet_vhu_session_stop_ring(&f->s, 1, &last[1]), 0);
@@ -383,7 +311,7 @@ static void test_nofd_rings_and_refusal(void **state)
 		.used = (uintptr_t)f->mem + REGION + 0x2000, .kick_fd = -1, .call_fd = -1,
 	};
 	assert_int_equal(vnet_vhu_session_start_ring(&f->s, &r, true), 0);
-	assert_int_equal(ring_state(f, 1), VNET_VHU_RING_ENABLED);
+	assert_int_equal(vhu_be_ring_state(&f->be, 1), VNET_VHU_RING_ENABLED);
 	assert_int_equal(f->be.dev.rings[1].kick_fd, -1); /* NOFD: the back-end polls */
 	/* a running ring cannot be resized: refused, but the session stays usable */
 	assert_int_equal(vnet_vhu_session_start_ring(&f->s, &r, true), -EPROTO);
@@ -398,7 +326,7 @@ static void test_nofd_rings_and_refusal(void **state)
 static void test_without_protocol_features(void **state)
 {
 	struct fx *f = *state;
-	f->be.cfg.features = F_V1 | F_EVT; /* no PROTOCOL_FEATURES: no acks, no enable */
+	f->be_cfg.features = F_V1 | F_EVT; /* no PROTOCOL_FEATURES: no acks, no enable */
 	connect_ok(f);
 	assert_int_equal(f->s.protocol, 0);
 	assert_int_equal(f->s.queue_num, 0);
@@ -411,9 +339,9 @@ static void test_without_protocol_features(void **state)
 	set_mem_table(f);
 	start_rings(f);
 	/* a message without NEED_REPLY is served asynchronously: wait for it */
-	for (int i = 0; i < 200 && ring_state(f, 1) != VNET_VHU_RING_ENABLED; i++)
+	for (int i = 0; i < 200 && vhu_be_ring_state(&f->be, 1) != VNET_VHU_RING_ENABLED; i++)
 		usleep(1000);
-	assert_int_equal(ring_state(f, 1), VNET_VHU_RING_ENABLED);
+	assert_int_equal(vhu_be_ring_state(&f->be, 1), VNET_VHU_RING_ENABLED);
 	guest_tx(f, 0x1000, 64, 0x44);
 	assert_int_equal(device_pop(f, 0x44), HDR + 64);
 	for (unsigned i = 0; i < 2; i++)
@@ -423,7 +351,7 @@ static void test_without_protocol_features(void **state)
 static void test_server_mode(void **state)
 {
 	struct fx *f = *state;
-	f->be.connects = true;
+	f->be_connects = true;
 	connect_ok(f);
 	assert_int_equal(access(f->be.path, F_OK), -1); /* listening socket removed */
 	assert_int_equal(f->s.queue_num, 2);
@@ -434,7 +362,7 @@ static void test_hangup_detected(void **state)
 	struct fx *f = *state;
 	connect_ok(f);
 	assert_int_equal(vnet_vhu_session_check(&f->s), 0);
-	be_stop(&f->be);
+	vhu_be_stop(&f->be);
 	int r = 0;
 	for (int i = 0; i < 500 && r == 0; i++) {
 		r = vnet_vhu_session_check(&f->s);
@@ -454,7 +382,7 @@ static void test_request_after_hangup(void **state)
 {
 	struct fx *f = *state;
 	connect_ok(f);
-	be_stop(&f->be);
+	vhu_be_stop(&f->be);
 	int r = vnet_vhu_session_set_features(&f->s, F_V1);
 	assert_true(r == -ECONNRESET);
 	assert_false(f->s.connected);

@@ -8,9 +8,8 @@
  * and teardown without leaks.
  *
  * The KVM calls (MSI routes, irqfd, ioeventfd) are replaced with recorders
- * by the linker: -Wl,--wrap=vmm_irq_route_msi,--wrap=vmm_irq_unroute_msi,
- * --wrap=vmm_irqfd,--wrap=vmm_ioeventfd. They refuse what KVM refuses (an fd
- * bound twice, removing what is not there), so the bookkeeping is checked.
+ * by the linker (kvm_recorder.h). They refuse what KVM refuses (an fd bound
+ * twice, removing what is not there), so the bookkeeping is checked.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -24,6 +23,8 @@
 
 #include <linux/virtio_pci.h>
 
+#include "fakevm.h"
+#include "kvm_recorder.h"
 #include "vhu_peer.h"
 #include "vnet/log.h"
 #include "vmm/pci.h"
@@ -35,169 +36,13 @@
 #define BAR_SIZE 0x4000u
 #define SLOT 1
 
-/* ---- recorders for the KVM calls ---------------------------------------- */
-
-#define MAX_FD 1024
-#define MAX_IOEVENTFDS 16
-
-static struct {
-	bool valid;
-	uint64_t addr;
-	uint32_t data;
-} routes[VMM_MAX_GSI];
-static int route_commits;
-static int irqfd_gsi[MAX_FD];             /* gsi the fd is bound to, -1 none */
-static int kvm_refusals;                  /* calls KVM would have failed */
-static struct {
-	bool used;
-	int fd;
-	uint64_t addr;
-	unsigned len;
-	uint64_t datamatch;
-} ioeventfds[MAX_IOEVENTFDS];
-
-int __wrap_vmm_irq_route_msi(struct vmm *vmm, unsigned gsi, uint64_t address, uint32_t data);
-int __wrap_vmm_irq_unroute_msi(struct vmm *vmm, unsigned gsi);
-int __wrap_vmm_irqfd(struct vmm *vmm, int fd, unsigned gsi, bool assign);
-int __wrap_vmm_ioeventfd(struct vmm *vmm, int fd, uint64_t addr, unsigned len, bool pio, bool match,
-			 uint64_t datamatch, bool assign);
-
-int __wrap_vmm_irq_route_msi(struct vmm *vmm, unsigned gsi, uint64_t address, uint32_t data)
-{
-	(void)vmm;
-	if (gsi < VMM_GSI_MSI_BASE || gsi >= VMM_MAX_GSI)
-		return kvm_refusals++, -EINVAL;
-	routes[gsi].valid = true;
-	routes[gsi].addr = address;
-	routes[gsi].data = data;
-	route_commits++;
-	return 0;
-}
-
-int __wrap_vmm_irq_unroute_msi(struct vmm *vmm, unsigned gsi)
-{
-	(void)vmm;
-	if (gsi < VMM_MAX_GSI)
-		routes[gsi].valid = false;
-	return 0;
-}
-
-int __wrap_vmm_irqfd(struct vmm *vmm, int fd, unsigned gsi, bool assign)
-{
-	(void)vmm;
-	if (fd < 0 || fd >= MAX_FD)
-		return kvm_refusals++, -EINVAL;
-	if (assign) {
-		if (irqfd_gsi[fd] >= 0)
-			return kvm_refusals++, -EBUSY;
-		if (!routes[gsi].valid)
-			kvm_refusals++; /* an irqfd before its route: the first kick is lost */
-		irqfd_gsi[fd] = (int)gsi;
-	} else {
-		if (irqfd_gsi[fd] != (int)gsi)
-			return kvm_refusals++, -ENOENT;
-		irqfd_gsi[fd] = -1;
-	}
-	return 0;
-}
-
-int __wrap_vmm_ioeventfd(struct vmm *vmm, int fd, uint64_t addr, unsigned len, bool pio, bool match,
-			 uint64_t datamatch, bool assign)
-{
-	(void)vmm;
-	if (pio || !match)
-		return kvm_refusals++, -EINVAL;
-	int free_slot = -1;
-	for (int i = 0; i < MAX_IOEVENTFDS; i++) {
-		if (!ioeventfds[i].used) {
-			if (free_slot < 0)
-				free_slot = i;
-			continue;
-		}
-		if (ioeventfds[i].addr == addr && ioeventfds[i].len == len &&
-		    ioeventfds[i].datamatch == datamatch) {
-			if (assign || ioeventfds[i].fd != fd)
-				return kvm_refusals++, -EEXIST;
-			ioeventfds[i].used = false;
-			return 0;
-		}
-	}
-	if (!assign || free_slot < 0)
-		return kvm_refusals++, -ENOENT;
-	ioeventfds[free_slot].used = true;
-	ioeventfds[free_slot].fd = fd;
-	ioeventfds[free_slot].addr = addr;
-	ioeventfds[free_slot].len = len;
-	ioeventfds[free_slot].datamatch = datamatch;
-	return 0;
-}
-
-static int ioeventfd_count(void)
-{
-	int n = 0;
-	for (int i = 0; i < MAX_IOEVENTFDS; i++)
-		n += ioeventfds[i].used;
-	return n;
-}
-
-static bool ioeventfd_at(int fd, uint64_t addr, uint64_t datamatch)
-{
-	for (int i = 0; i < MAX_IOEVENTFDS; i++)
-		if (ioeventfds[i].used && ioeventfds[i].fd == fd && ioeventfds[i].addr == addr &&
-		    ioeventfds[i].len == 2 && ioeventfds[i].datamatch == datamatch)
-			return true;
-	return false;
-}
-
-static int irqfd_count(void)
-{
-	int n = 0;
-	for (int i = 0; i < MAX_FD; i++)
-		n += irqfd_gsi[i] >= 0;
-	return n;
-}
-
-/* The fd bound to gsi other than the queues' call fds: the config eventfd. */
-static int config_fd_on(int gsi);
-
 /* ---- the fake VM -------------------------------------------------------- */
 
 static struct vmm vm;
 static struct virtio_dev dev;
 static uint8_t net_config[12] = { 0x52, 0x54, 0, 1, 2, 3, 1, 0, 1, 0, 0, 0 };
-static int activations, deactivations, warnings, errors, open_fds;
-
-static uint64_t fake_features(struct virtio_dev *d)
-{
-	(void)d;
-	return 1ull << 5; /* MAC */
-}
-
-static void fake_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
-{
-	(void)d;
-	memcpy(data, net_config + off, len);
-}
-
-static int fake_activate(struct virtio_dev *d)
-{
-	(void)d;
-	activations++;
-	return 0;
-}
-
-static void fake_deactivate(struct virtio_dev *d)
-{
-	(void)d;
-	deactivations++;
-}
-
-static const struct virtio_dev_ops ops = {
-	.features = fake_features,
-	.config_read = fake_config_read,
-	.activate = fake_activate,
-	.deactivate = fake_deactivate,
-};
+static struct fakevm_model model = { .features = 1ull << 5 /* MAC */, .config = net_config };
+static int warnings, errors, open_fds;
 
 static void count_logs(enum vnet_log_level level, const char *line, void *arg)
 {
@@ -209,23 +54,27 @@ static void count_logs(enum vnet_log_level level, const char *line, void *arg)
 		warnings++;
 }
 
+/* The fd bound to gsi other than the queues' call fds: the config eventfd. */
 static int config_fd_on(int gsi)
 {
-	for (int fd = 0; fd < MAX_FD; fd++)
-		if (irqfd_gsi[fd] == gsi && fd != dev.q[0].call_fd && fd != dev.q[1].call_fd)
+	for (int fd = 0; fd < kvm_recorder_irqfd_end(); fd++)
+		if (kvm_recorder_irqfd_gsi(fd) == gsi && fd != dev.q[0].call_fd && fd != dev.q[1].call_fd)
 			return fd;
 	return -1;
+}
+
+/* ioeventfds are the queues' doorbells: 16-bit writes of the queue index. */
+static bool ioeventfd_at(int fd, uint64_t addr, uint64_t datamatch)
+{
+	return kvm_recorder_ioeventfd_at(fd, addr, 2, datamatch);
 }
 
 static int setup(void **state)
 {
 	(void)state;
 	memset(&vm, 0, sizeof(vm));
-	memset(routes, 0, sizeof(routes));
-	memset(ioeventfds, 0, sizeof(ioeventfds));
-	for (int i = 0; i < MAX_FD; i++)
-		irqfd_gsi[i] = -1;
-	route_commits = kvm_refusals = activations = deactivations = warnings = errors = 0;
+	kvm_recorder_reset();
+	model.activations = model.deactivations = warnings = errors = 0;
 	open_fds = (int)vhu_count_fds();
 
 	vm.vm_fd = -1;
@@ -239,7 +88,7 @@ static int setup(void **state)
 	vmm_bus_init(&vm.mmio, "mmio");
 	vnet_log_set_sink(count_logs, NULL);
 
-	if (virtio_dev_init(&dev, &vm, "net0", 1, 2, 256, sizeof(net_config), &ops, NULL) < 0)
+	if (virtio_dev_init(&dev, &vm, "net0", 1, 2, 256, sizeof(net_config), &fakevm_model_ops, &model) < 0)
 		return -1;
 	return virtio_pci_create(&vm, &dev);
 }
@@ -251,14 +100,13 @@ static int teardown(void **state)
 	pci_destroy(&vm);
 	virtio_dev_destroy(&dev);
 	/* nothing left behind in KVM, on the buses or in the fd table */
-	assert_int_equal(ioeventfd_count(), 0);
-	assert_int_equal(irqfd_count(), 0);
-	for (unsigned gsi = 0; gsi < VMM_MAX_GSI; gsi++)
-		assert_false(routes[gsi].valid);
+	assert_int_equal(kvm_recorder_ioeventfd_count(), 0);
+	assert_int_equal(kvm_recorder_irqfd_count(), 0);
+	assert_int_equal(kvm_recorder_route_count(), 0);
 	assert_int_equal(vm.pio.n, 0);
 	assert_int_equal(vm.mmio.n, 0);
 	assert_int_equal((int)vhu_count_fds(), open_fds);
-	assert_int_equal(kvm_refusals, 0);
+	assert_int_equal(kvm_recorder_refusals(), 0);
 	vmm_bus_destroy(&vm.pio);
 	vmm_bus_destroy(&vm.mmio);
 	pthread_mutex_destroy(&vm.irq_lock);
@@ -523,7 +371,7 @@ static int vector_gsi(unsigned v)
 static void bring_up(void)
 {
 	uint32_t common = cap_offset(VIRTIO_PCI_CAP_COMMON_CFG);
-	int started = activations;
+	int started = model.activations;
 	wr(common + VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	assert_int_equal(rd(common + VIRTIO_PCI_COMMON_STATUS, 1), 0);
 	wr(common + VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
@@ -552,7 +400,7 @@ static void bring_up(void)
 	}
 	wr(common + VIRTIO_PCI_COMMON_STATUS, 1, 0x0f);
 	assert_int_equal(rd(common + VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
-	assert_int_equal(activations, started + 1);
+	assert_int_equal(model.activations, started + 1);
 	assert_false(needs_reset());
 }
 
@@ -566,11 +414,11 @@ static void bar_move_follows(void **state)
 
 	uint16_t cmd = (uint16_t)cfg_read(SLOT, PCI_COMMAND, 2);
 	cfg_write(SLOT, PCI_COMMAND, 2, cmd & ~PCI_COMMAND_MEMORY);
-	assert_int_equal(ioeventfd_count(), 0); /* not decoding: no doorbells */
+	assert_int_equal(kvm_recorder_ioeventfd_count(), 0); /* not decoding: no doorbells */
 	cfg_write(SLOT, PCI_BASE_ADDRESS_0, 4, (uint32_t)new);
 	cfg_write(SLOT, PCI_COMMAND, 2, cmd);
 	assert_int_equal(bar0(), new);
-	assert_int_equal(ioeventfd_count(), 2);
+	assert_int_equal(kvm_recorder_ioeventfd_count(), 2);
 	assert_true(ioeventfd_at(dev.q[0].kick_fd, new + notify, 0));
 	assert_true(ioeventfd_at(dev.q[1].kick_fd, new + notify + 4, 1));
 	uint64_t v = 0;
@@ -580,7 +428,7 @@ static void bar_move_follows(void **state)
 	cfg_write(SLOT, PCI_BASE_ADDRESS_0, 4, (uint32_t)old);
 	assert_int_equal(bar0(), old);
 	assert_true(ioeventfd_at(dev.q[0].kick_fd, old + notify, 0));
-	assert_int_equal(ioeventfd_count(), 2);
+	assert_int_equal(kvm_recorder_ioeventfd_count(), 2);
 	assert_int_equal(rd(cap_offset(VIRTIO_PCI_CAP_COMMON_CFG) + VIRTIO_PCI_COMMON_NUMQ, 2), 2);
 }
 
@@ -592,14 +440,15 @@ static void bring_up_msix(void **state)
 	bring_up();
 	uint32_t notify = cap_offset(VIRTIO_PCI_CAP_NOTIFY_CFG);
 	for (unsigned v = 0; v < 3; v++) {
-		assert_true(routes[vector_gsi(v)].valid);
-		assert_int_equal(routes[vector_gsi(v)].addr, 0xfee00000u);
-		assert_int_equal(routes[vector_gsi(v)].data, 0x4020 + v);
+		const struct kvm_recorder_route *r = kvm_recorder_route(vector_gsi(v));
+		assert_non_null(r);
+		assert_int_equal(r->addr, 0xfee00000u);
+		assert_int_equal(r->data, 0x4020 + v);
 	}
-	assert_int_equal(irqfd_gsi[dev.q[0].call_fd], vector_gsi(1));
-	assert_int_equal(irqfd_gsi[dev.q[1].call_fd], vector_gsi(2));
+	assert_int_equal(kvm_recorder_irqfd_gsi(dev.q[0].call_fd), vector_gsi(1));
+	assert_int_equal(kvm_recorder_irqfd_gsi(dev.q[1].call_fd), vector_gsi(2));
 	assert_true(config_fd_on(vector_gsi(0)) >= 0);
-	assert_int_equal(ioeventfd_count(), 2);
+	assert_int_equal(kvm_recorder_ioeventfd_count(), 2);
 	assert_true(ioeventfd_at(dev.q[0].kick_fd, bar0() + notify, 0));
 	assert_true(ioeventfd_at(dev.q[1].kick_fd, bar0() + notify + 4, 1));
 	/* the device config is there */
@@ -614,45 +463,46 @@ static void msix_masking(void **state)
 	(void)state;
 	bring_up();
 	uint32_t table = msix_table();
-	int commits = route_commits;
+	int commits = kvm_recorder_route_commits();
 
 	/* an entry masked: its queue's irqfd goes, the others stay */
 	wr(table + 16 * 1 + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 1);
-	assert_int_equal(irqfd_gsi[dev.q[0].call_fd], -1);
-	assert_int_equal(irqfd_gsi[dev.q[1].call_fd], vector_gsi(2));
+	assert_int_equal(kvm_recorder_irqfd_gsi(dev.q[0].call_fd), -1);
+	assert_int_equal(kvm_recorder_irqfd_gsi(dev.q[1].call_fd), vector_gsi(2));
 	/* Linux rewrites the message while masked, then unmasks: re-routed */
 	wr(table + 16 * 1 + PCI_MSIX_ENTRY_DATA, 4, 0x4041);
-	assert_int_equal(irqfd_gsi[dev.q[0].call_fd], -1);
+	assert_int_equal(kvm_recorder_irqfd_gsi(dev.q[0].call_fd), -1);
 	wr(table + 16 * 1 + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 0);
-	assert_int_equal(routes[vector_gsi(1)].data, 0x4041);
-	assert_int_equal(irqfd_gsi[dev.q[0].call_fd], vector_gsi(1));
+	assert_non_null(kvm_recorder_route(vector_gsi(1)));
+	assert_int_equal(kvm_recorder_route(vector_gsi(1))->data, 0x4041);
+	assert_int_equal(kvm_recorder_irqfd_gsi(dev.q[0].call_fd), vector_gsi(1));
 	/* unmasking again with the same message commits nothing */
-	commits = route_commits;
+	commits = kvm_recorder_route_commits();
 	wr(table + 16 * 1 + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 0);
-	assert_int_equal(route_commits, commits);
+	assert_int_equal(kvm_recorder_route_commits(), commits);
 
 	/* function mask, then MSI-X off: nothing bound */
 	msix_ctrl(PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
-	assert_int_equal(irqfd_count(), 0);
+	assert_int_equal(kvm_recorder_irqfd_count(), 0);
 	msix_ctrl(PCI_MSIX_FLAGS_ENABLE);
-	assert_int_equal(irqfd_count(), 3);
+	assert_int_equal(kvm_recorder_irqfd_count(), 3);
 	msix_ctrl(0);
-	assert_int_equal(irqfd_count(), 0);
+	assert_int_equal(kvm_recorder_irqfd_count(), 0);
 	msix_ctrl(PCI_MSIX_FLAGS_ENABLE);
-	assert_int_equal(irqfd_count(), 3);
+	assert_int_equal(kvm_recorder_irqfd_count(), 3);
 
 	/* moving a queue to another vector (shared-vector fallback) */
 	uint32_t common = cap_offset(VIRTIO_PCI_CAP_COMMON_CFG);
 	wr(common + VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
 	wr(common + VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
-	assert_int_equal(irqfd_gsi[dev.q[1].call_fd], vector_gsi(1));
+	assert_int_equal(kvm_recorder_irqfd_gsi(dev.q[1].call_fd), vector_gsi(1));
 	/* a vector beyond the table is refused with NO_VECTOR */
 	wr(common + VIRTIO_PCI_COMMON_Q_MSIX, 2, 3);
 	assert_int_equal(rd(common + VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	assert_int_equal(irqfd_gsi[dev.q[1].call_fd], -1);
+	assert_int_equal(kvm_recorder_irqfd_gsi(dev.q[1].call_fd), -1);
 	wr(common + VIRTIO_PCI_COMMON_MSIX, 2, 0x7ff);
 	assert_int_equal(rd(common + VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	assert_int_equal(irqfd_count(), 1);
+	assert_int_equal(kvm_recorder_irqfd_count(), 1);
 	/* the table reads back what was written; 64-bit accesses work */
 	assert_int_equal(rd(table + 16 * 2, 8), 0xfee00000u);
 	assert_int_equal(rd(table + 16 * 2 + 8, 8), 0x4022u);
@@ -666,7 +516,7 @@ static void reset_unmaps(void **state)
 	uint32_t common = cap_offset(VIRTIO_PCI_CAP_COMMON_CFG);
 	wr(common + VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	assert_int_equal(rd(common + VIRTIO_PCI_COMMON_STATUS, 1), 0);
-	assert_int_equal(deactivations, 1);
+	assert_int_equal(model.deactivations, 1);
 	assert_int_equal(rd(common + VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	for (unsigned q = 0; q < 2; q++) {
 		wr(common + VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
@@ -674,13 +524,13 @@ static void reset_unmaps(void **state)
 		assert_int_equal(rd(common + VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 		assert_int_equal(rd(common + VIRTIO_PCI_COMMON_Q_SIZE, 2), 256);
 	}
-	assert_int_equal(irqfd_count(), 0);
-	assert_int_equal(ioeventfd_count(), 0);
+	assert_int_equal(kvm_recorder_irqfd_count(), 0);
+	assert_int_equal(kvm_recorder_ioeventfd_count(), 0);
 	/* and it comes up again */
 	bring_up();
-	assert_int_equal(activations, 2);
-	assert_int_equal(irqfd_count(), 3);
-	assert_int_equal(ioeventfd_count(), 2);
+	assert_int_equal(model.activations, 2);
+	assert_int_equal(kvm_recorder_irqfd_count(), 3);
+	assert_int_equal(kvm_recorder_ioeventfd_count(), 2);
 }
 
 static void config_interrupt(void **state)
@@ -720,7 +570,7 @@ static void hostile_accesses(void **state)
 	wr(table + 2, 2, 0xffff);
 	wr(table + 4, 8, ~0ull);
 	assert_int_equal(warnings, 2);
-	assert_int_equal(irqfd_count(), 3);
+	assert_int_equal(kvm_recorder_irqfd_count(), 3);
 
 	/* past the end of the BAR, gaps, read-only areas: zeros, no effect */
 	assert_int_equal(rd(BAR_SIZE - 4, 8), 0);
@@ -751,11 +601,11 @@ static void hostile_accesses(void **state)
 	wr(common + VIRTIO_PCI_COMMON_STATUS, 1, 0);
 
 	/* an MSI-X entry with an address that is no MSI: never routed */
-	int commits = route_commits;
+	int commits = kvm_recorder_route_commits();
 	wr(table + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 1);
 	wr(table + PCI_MSIX_ENTRY_LOWER_ADDR, 4, 0x1000);
 	wr(table + PCI_MSIX_ENTRY_VECTOR_CTRL, 4, 0);
-	assert_int_equal(route_commits, commits);
+	assert_int_equal(kvm_recorder_route_commits(), commits);
 	wr(common + VIRTIO_PCI_COMMON_MSIX, 2, 0);
 	assert_int_equal(config_fd_on(vector_gsi(0)), -1);
 	errors = warnings = 0;
@@ -797,7 +647,7 @@ static void destroy_order(void **state)
 	(void)state;
 	bring_up();
 	pci_destroy(&vm);
-	assert_int_equal(ioeventfd_count(), 0);
+	assert_int_equal(kvm_recorder_ioeventfd_count(), 0);
 	assert_int_equal(vm.mmio.n, 0);
 	assert_int_equal(vm.pio.n, 0);
 	/* teardown() runs virtio_pci_destroy() and pci_destroy() again */

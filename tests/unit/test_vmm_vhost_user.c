@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 
 #include "fakevm.h"
 #include "testmem.h"
+#include "vhu_be.h"
 #include "vhu_peer.h"
 #include "vnet/net.h"
 #include "vnet/vhost_user_backend.h"
@@ -56,92 +56,11 @@
 #define F_MAC VNET_BIT(VIRTIO_NET_F_MAC)
 #define F_PF  VNET_BIT(VHOST_USER_F_PROTOCOL_FEATURES)
 
-/* ---- libvnet's back-end in a thread ---- */
-
-struct be {
-	char path[108];
-	bool connects;
-	struct vnet_vhu_dev dev;
-	int lfd;
-	pthread_t thread;
-	atomic_bool stop, up, started;
-};
-
-static void *be_thread(void *arg)
-{
-	struct be *b = arg;
-	int sock = -1;
-	for (int i = 0; i < 500 && sock < 0 && !atomic_load(&b->stop); i++) {
-		if (b->connects) {
-			sock = vnet_vhu_connect(b->path);
-			if (sock < 0)
-				usleep(10000);
-		} else {
-			struct pollfd p = {.fd = b->lfd, .events = POLLIN};
-			if (poll(&p, 1, 10) == 1)
-				sock = vnet_vhu_accept(b->lfd);
-		}
-	}
-	struct vnet_vhu_backend_config cfg = {.name = "be", .max_queue_pairs = 1,
-					      .io_timeout_ms = 500};
-	if (sock < 0 || vnet_vhu_dev_init(&b->dev, &cfg, sock) < 0) {
-		if (sock >= 0)
-			close(sock);
-		return NULL;
-	}
-	atomic_store(&b->up, true);
-	while (!atomic_load(&b->stop)) {
-		struct pollfd p = {.fd = b->dev.sock, .events = POLLIN};
-		if (poll(&p, 1, 20) <= 0)
-			continue;
-		int r = vnet_vhu_dev_handle(&b->dev);
-		if (r < 0 && r != -EAGAIN)
-			break;
-	}
-	vnet_vhu_dev_fini(&b->dev);
-	return NULL;
-}
-
-static void be_start(struct be *b, const char *path)
-{
-	memset(b, 0, sizeof(*b));
-	snprintf(b->path, sizeof(b->path), "%s", path);
-	b->lfd = -1;
-	char err[128];
-	b->lfd = vnet_vhu_listen(b->path, 0600, err, sizeof(err));
-	assert_true(b->lfd >= 0);
-	assert_int_equal(pthread_create(&b->thread, NULL, be_thread, b), 0);
-	atomic_store(&b->started, true);
-}
-
-static void be_start_client(struct be *b, const char *path)
-{
-	memset(b, 0, sizeof(*b));
-	snprintf(b->path, sizeof(b->path), "%s", path);
-	b->lfd = -1;
-	b->connects = true;
-	assert_int_equal(pthread_create(&b->thread, NULL, be_thread, b), 0);
-	atomic_store(&b->started, true);
-}
-
-static void be_stop(struct be *b)
-{
-	if (!atomic_exchange(&b->started, false))
-		return;
-	atomic_store(&b->stop, true);
-	pthread_join(b->thread, NULL);
-	if (b->lfd >= 0) {
-		close(b->lfd);
-		unlink(b->path);
-		b->lfd = -1;
-	}
-}
-
 /* ---- the fake VM and device (as net_dev.c) ---- */
 
 static struct vmm vm;
 static struct net_dev nd;
-static struct be be;
+static struct vhu_be be;            /* libvnet's back-end in a thread */
 static struct vnet_vq_driver rxd, txd;
 static char sock_path[108];
 static unsigned fds_before;
@@ -182,6 +101,14 @@ static void close_device(void)
 	net_dev_model_fini(&nd);
 }
 
+/* libvnet's back-end listening at sock_path, or connecting to it (`connects`). */
+static void be_start(bool connects)
+{
+	static const struct vnet_vhu_backend_config cfg = {.name = "be", .max_queue_pairs = 1,
+							   .io_timeout_ms = 500};
+	assert_int_equal(vhu_be_start(&be, sock_path, connects, &cfg), 0);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -197,7 +124,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	be_stop(&be);
+	vhu_be_stop(&be);
 	fakevm_fini(&vm);
 	unlink(sock_path);
 	testlog_release();
@@ -224,11 +151,6 @@ static bool wait_call(unsigned q, int ms)
 		return false;
 	uint64_t v;
 	return read(p.fd, &v, 8) == 8;
-}
-
-static enum vnet_vhu_ring_state ring_state(unsigned ring)
-{
-	return (enum vnet_vhu_ring_state)atomic_load(&be.dev.rings[ring].state);
 }
 
 /* The back-end runs `ring` for one burst: pops a chain and checks or fills it. */
@@ -304,7 +226,7 @@ static bool wait_needs_reset(int ms)
 static void test_run_reset_restart(void **state)
 {
 	(void)state;
-	be_start(&be, sock_path);
+	be_start(false);
 	assert_int_equal(open_device(false), 0);
 	/* the back-end's data-path features; no MQ, no PROTOCOL_FEATURES */
 	assert_int_equal(nd.backend->features(&nd), F_V1 | F_IND | F_EVT);
@@ -313,13 +235,13 @@ static void test_run_reset_restart(void **state)
 	/* the back-end got the guest's data-path features, not MAC (the VMM's) */
 	assert_int_equal(be.dev.acked_features, F_V1 | F_EVT | F_PF);
 	assert_int_equal(be.dev.nmaps, 2);
-	assert_int_equal(ring_state(0), VNET_VHU_RING_ENABLED);
-	assert_int_equal(ring_state(1), VNET_VHU_RING_ENABLED);
+	assert_int_equal(vhu_be_ring_state(&be, 0), VNET_VHU_RING_ENABLED);
+	assert_int_equal(vhu_be_ring_state(&be, 1), VNET_VHU_RING_ENABLED);
 	traffic(0x5a);
 
 	driver_reset(); /* GET_VRING_BASE: the back-end lets go of the rings */
-	assert_int_equal(ring_state(0), VNET_VHU_RING_STOPPED);
-	assert_int_equal(ring_state(1), VNET_VHU_RING_STOPPED);
+	assert_int_equal(vhu_be_ring_state(&be, 0), VNET_VHU_RING_STOPPED);
+	assert_int_equal(vhu_be_ring_state(&be, 1), VNET_VHU_RING_STOPPED);
 	assert_false(nd.vdev.irq_bypass);
 	assert_true(driver_start(F_V1 | F_IND));
 	assert_int_equal(be.dev.acked_features, F_V1 | F_IND | F_PF);
@@ -331,10 +253,10 @@ static void test_run_reset_restart(void **state)
 static void test_hangup_then_reconnect(void **state)
 {
 	(void)state;
-	be_start(&be, sock_path);
+	be_start(false);
 	assert_int_equal(open_device(false), 0);
 	assert_true(driver_start(F_V1 | F_EVT));
-	be_stop(&be);
+	vhu_be_stop(&be);
 	assert_true(wait_needs_reset(2000));
 	assert_int_equal(testlog_count_containing("hung up; device needs reset"), 1);
 	/* the guest resets; the back-end is still gone: DRIVER_OK fails cleanly */
@@ -343,7 +265,7 @@ static void test_hangup_then_reconnect(void **state)
 	assert_true(testlog_count_containing("no back-end listening at") >= 1);
 	driver_reset();
 	/* it comes back; the next DRIVER_OK reconnects */
-	be_start(&be, sock_path);
+	be_start(false);
 	assert_true(driver_start(F_V1 | F_EVT));
 	traffic(0x77);
 	close_device();
@@ -352,7 +274,7 @@ static void test_hangup_then_reconnect(void **state)
 static void test_broken_ring_reported(void **state)
 {
 	(void)state;
-	be_start(&be, sock_path);
+	be_start(false);
 	assert_int_equal(open_device(false), 0);
 	assert_true(driver_start(F_V1));
 	/* an avail index more than a ring ahead: the back-end's queue breaks */
@@ -370,7 +292,7 @@ static void test_broken_ring_reported(void **state)
 static void test_server_mode(void **state)
 {
 	(void)state;
-	be_start_client(&be, sock_path);
+	be_start(true);
 	assert_int_equal(open_device(true), 0);
 	assert_int_equal(access(sock_path, F_OK), -1); /* listening socket removed */
 	assert_true(driver_start(F_V1 | F_EVT));

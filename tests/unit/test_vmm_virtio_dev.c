@@ -23,40 +23,9 @@
 
 static struct vmm vm;
 static struct virtio_dev dev;
-static int activations, deactivations, activate_rc, errors_logged;
+static struct fakevm_model model;
+static int errors_logged;
 static uint8_t config[12] = { 0x52, 0x54, 0, 1, 2, 3, 1, 0, 1, 0, 0, 0 };
-
-static uint64_t fake_features(struct virtio_dev *d)
-{
-	(void)d;
-	return (1ull << 5) | (1ull << 16) | (1ull << 29); /* MAC, STATUS, EVENT_IDX */
-}
-
-static void fake_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
-{
-	(void)d;
-	memcpy(data, config + off, len);
-}
-
-static int fake_activate(struct virtio_dev *d)
-{
-	(void)d;
-	activations++;
-	return activate_rc;
-}
-
-static void fake_deactivate(struct virtio_dev *d)
-{
-	(void)d;
-	deactivations++;
-}
-
-static const struct virtio_dev_ops ops = {
-	.features = fake_features,
-	.config_read = fake_config_read,
-	.activate = fake_activate,
-	.deactivate = fake_deactivate,
-};
 
 static void count_errors(enum vnet_log_level level, const char *line, void *arg)
 {
@@ -70,9 +39,13 @@ static int setup(void **state)
 {
 	(void)state;
 	fakevm_init(&vm, RAM, 0);
-	activations = deactivations = activate_rc = errors_logged = 0;
+	model = (struct fakevm_model){
+		.features = (1ull << 5) | (1ull << 16) | (1ull << 29), /* MAC, STATUS, EVENT_IDX */
+		.config = config,
+	};
+	errors_logged = 0;
 	vnet_log_set_sink(count_errors, NULL);
-	return virtio_dev_init(&dev, &vm, "net0", 1, 2, 256, sizeof(config), &ops, NULL);
+	return virtio_dev_init(&dev, &vm, "net0", 1, 2, 256, sizeof(config), &fakevm_model_ops, &model);
 }
 
 static int teardown(void **state)
@@ -121,14 +94,14 @@ static void features_and_driver_ok(void **state)
 	setup_queue(1, 256, 0x200000);
 	assert_false(needs_reset());
 	virtio_dev_write_status(&dev, 0x0f);
-	assert_int_equal(activations, 1);
+	assert_int_equal(model.activations, 1);
 	assert_true(dev.active);
 	/* queue registers are frozen now */
 	dev.queue_sel = 0;
 	virtio_dev_write_queue_size(&dev, 64);
 	assert_int_equal(dev.q[0].size, 128);
 	virtio_dev_write_status(&dev, 0);
-	assert_int_equal(deactivations, 1);
+	assert_int_equal(model.deactivations, 1);
 	assert_int_equal(virtio_dev_read_status(&dev), 0);
 	assert_false(dev.q[0].ready);
 	assert_int_equal(dev.q[0].size, 256);
@@ -146,7 +119,7 @@ static void features_ok_refused(void **state)
 	/* DRIVER_OK without FEATURES_OK */
 	virtio_dev_write_status(&dev, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
 	assert_true(needs_reset());
-	assert_int_equal(activations, 0);
+	assert_int_equal(model.activations, 0);
 }
 
 static void hostile_queue_registers(void **state)
@@ -174,7 +147,7 @@ static void hostile_queue_registers(void **state)
 		assert_int_equal(errors_logged, 1);
 		/* no DRIVER_OK while the flag stands */
 		virtio_dev_write_status(&dev, 0x0f);
-		assert_int_equal(activations, 0);
+		assert_int_equal(model.activations, 0);
 		virtio_dev_write_status(&dev, 0);
 		assert_false(needs_reset());
 	}
@@ -206,7 +179,7 @@ static void notify_routing(void **state)
 static void activate_failure_and_config(void **state)
 {
 	(void)state;
-	activate_rc = -5;
+	model.activate_rc = -5;
 	negotiate(1ull << 32);
 	setup_queue(0, 64, 0x100000);
 	virtio_dev_write_status(&dev, 0x0f);
