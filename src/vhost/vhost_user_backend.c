@@ -657,7 +657,8 @@ int vnet_vhu_dev_handle(struct vnet_vhu_dev *dev)
 		return e; /* nothing arrived: not the front-end's fault */
 	if (e == -ECONNRESET) {
 		snprintf(dev->last_error, sizeof(dev->last_error), "front-end disconnected");
-		vnet_info("vhost-user %s: front-end disconnected", dev->name);
+		vnet_log_limited(dev->cfg.log_limit, VNET_LOG_INFO, "vhost-user %s: front-end disconnected",
+				 dev->name);
 		return e;
 	}
 	if (e < 0)

@@ -43,6 +43,7 @@
 #include <cmocka.h>
 
 #include "switch/port.h"
+#include "testmem.h"
 #include "vhu_port.h"
 #include "vnet/log.h"
 #include "vnet/pkt.h"
@@ -442,6 +443,50 @@ static void test_vhost_server(void **state)
 	assert_int_equal(count_fds(), fds0);
 	assert_int_equal(pool.nfree, pool.count);
 	vnet_pkt_pool_fini(&pool);
+	unsetenv("VNET_RUN_DIR");
+	tmpdir_remove(&td);
+}
+
+/* A local front-end reconnecting with garbage in a loop cannot flood the
+ * log: the port's connect/disconnect lines and the library's refusals share
+ * one limit (VNET_LOG_LIMIT_BURST a minute); every connection is still
+ * dropped and the port keeps listening. */
+static void test_vhost_bad_frontend_log_limited(void **state)
+{
+	(void)state;
+	struct tmpdir td;
+	tmpdir_make(&td, "vm1.sock");
+	setenv("VNET_RUN_DIR", td.dir, 1);
+	int fds0 = count_fds();
+	struct sw_port *p = port_new("vhost-user", "vm1", NULL);
+	char err[200];
+	assert_int_equal(port_open(p, err, sizeof(err)), 0);
+	testlog_capture();
+	vnet_log_set_level(VNET_LOG_INFO);
+	for (int i = 0; i < 30; i++) {
+		int s = vnet_vhu_connect(td.path);
+		assert_true(s >= 0);
+		/* a header claiming a payload larger than any request */
+		uint32_t hdr[3] = {1 /* GET_FEATURES */, 1 /* version */, 1u << 20};
+		assert_int_equal(send(s, hdr, sizeof(hdr), MSG_NOSIGNAL), (ssize_t)sizeof(hdr));
+		struct pollfd pfd = {.fd = s, .events = POLLIN};
+		char c;
+		bool closed = false;
+		for (int t = 0; t < 200 && !closed; t++) {
+			p->ops->service(p);
+			closed = poll(&pfd, 1, 10) == 1 && recv(s, &c, 1, MSG_DONTWAIT) == 0;
+		}
+		assert_true(closed);
+		close(s);
+	}
+	assert_true(service_until(p, "listening", 2000));
+	unsigned lines = testlog_count_containing("vhost-user vm1:");
+	assert_true(lines >= 3);
+	assert_true(lines <= VNET_LOG_LIMIT_BURST);
+	assert_int_equal(testlog_count_containing("left out"), 1);
+	testlog_release();
+	port_free(p);
+	assert_int_equal(count_fds(), fds0);
 	unsetenv("VNET_RUN_DIR");
 	tmpdir_remove(&td);
 }
@@ -926,6 +971,7 @@ int main(void)
 		cmocka_unit_test(test_option_errors),
 		cmocka_unit_test(test_null_port),
 		cmocka_unit_test(test_vhost_server),
+		cmocka_unit_test(test_vhost_bad_frontend_log_limited),
 		cmocka_unit_test(test_vhost_socket_mode),
 		cmocka_unit_test(test_vhost_client),
 		cmocka_unit_test(test_vhost_reconnect_under_load),
