@@ -43,31 +43,18 @@ RATE=${RATE:-2000}
 WARMUP_S=${WARMUP_S:-$((SOAK_S >= 300 ? 60 : 20))}
 PERIOD_S=10
 TOLERANCE_PCT=5
-export SWITCHD VNETCTL
-. "$repo/tests/lib/peers.sh"
-. "$repo/tests/integration/lib_switch.sh"
-. "$repo/tests/integration/lib_seqpeer.sh"
+. "$repo/tests/integration/lib_seqpeer.sh" # and lib_switch.sh (exports SWITCHD, VNETCTL), peers.sh
 for b in "$SWITCHD" "$VNETCTL" "$SEQPEER"; do
 	[[ -x $b ]] || { echo "soak: $b not found (make, or set BUILD / SWITCHD, VNETCTL, SEQPEER)" >&2; exit 2; }
 done
 command -v python3 >/dev/null || { echo "soak: python3 missing" >&2; exit 2; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/vnet-soak.XXXXXX") || exit 2
-PEER_DIR=$work # lib_seqpeer.sh's
-export PEER_DIR
-SWDIR=$work/sw
-
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-	peer_stop_all >/dev/null 2>&1
-	sw_stop >/dev/null 2>&1
-	[[ -n ${KEEP:-} ]] || rm -rf "$work"
-}
-trap cleanup EXIT
+seqpeer_workdir soak || exit 2
+trap seqpeer_cleanup EXIT
 trap 'exit 130' INT TERM
 
-allowed_cpus
-read -r SW_CPU PEER_CPU <<<"${SOAK_CPUS:-${cpus[0]:-0} ${cpus[1]:-${cpus[0]:-0}}}"
+seqpeer_cpus
+[[ -n ${SOAK_CPUS:-} ]] && read -r SW_CPU PEER_CPU <<<"$SOAK_CPUS"
 
 say() { echo "soak: $*"; }
 die() { echo "soak: FAIL: $*"; sw_log_tail 20 | sed 's/^#/soak:/'; exit 1; }

@@ -32,23 +32,31 @@ void vnet_vlog(enum vnet_log_level level, const char *fmt, va_list ap)
 
 /*
  * Lines a peer can make repeat (a hostile front-end reconnecting with bad
- * messages in a loop): up to VNET_LOG_LIMIT_BURST lines a minute pass, the
- * rest are counted, and the first line of the next minute says how many
- * were left out. Normal operation (a few reconnects) is logged whole. A
- * limit is not locked: one thread uses it, or the owner's lock covers it.
+ * messages in a loop): per kind of line (its format string, or the key
+ * given), up to VNET_LOG_LIMIT_BURST lines a minute pass, the rest are
+ * counted, and the first line of that kind in a later minute says how many
+ * were left out. Kinds are limited apart, so a flood of one cause never
+ * hides the first line of another; normal operation (a few reconnects) is
+ * logged whole. A limit is not locked: one thread uses it, or the owner's
+ * lock covers it. Zero-initialised is ready.
  */
 #define VNET_LOG_LIMIT_BURST 10
+#define VNET_LOG_LIMIT_KINDS 8
 struct vnet_log_limit {
-	unsigned long long window_start_ms; /* 0: never used */
-	unsigned in_window;
-	unsigned long long suppressed;
+	struct vnet_log_limit_kind {
+		const void *key;                    /* NULL: free */
+		unsigned long long window_start_ms;
+		unsigned in_window;
+		unsigned long long suppressed;
+	} kind[VNET_LOG_LIMIT_KINDS];
 };
 
-/* vnet_log through `limit` (NULL: no limit). */
+/* vnet_log through `limit` (NULL: no limit); the kind is fmt. */
 void vnet_log_limited(struct vnet_log_limit *limit, enum vnet_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void vnet_vlog_limited(struct vnet_log_limit *limit, enum vnet_log_level level, const char *fmt,
-		       va_list ap) __attribute__((format(printf, 3, 0)));
+/* The same with the kind given (e.g. a caller's format, for a wrapper). */
+void vnet_vlog_limited(struct vnet_log_limit *limit, const void *kind, enum vnet_log_level level,
+		       const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 #define vnet_err(...)   vnet_log(VNET_LOG_ERROR, __VA_ARGS__)
 #define vnet_warn(...)  vnet_log(VNET_LOG_WARN, __VA_ARGS__)

@@ -79,8 +79,27 @@ void vnet_log(enum vnet_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-void vnet_vlog_limited(struct vnet_log_limit *limit, enum vnet_log_level level, const char *fmt,
-		       va_list ap)
+/* The kind's slot; a new kind takes a free slot, else the one whose window
+ * is oldest. */
+static struct vnet_log_limit_kind *limit_kind(struct vnet_log_limit *limit, const void *key)
+{
+	struct vnet_log_limit_kind *free = NULL, *oldest = &limit->kind[0];
+	for (unsigned i = 0; i < VNET_LOG_LIMIT_KINDS; i++) {
+		struct vnet_log_limit_kind *k = &limit->kind[i];
+		if (k->key == key)
+			return k;
+		if (!k->key && !free)
+			free = k;
+		if (k->window_start_ms < oldest->window_start_ms)
+			oldest = k;
+	}
+	struct vnet_log_limit_kind *k = free ? free : oldest;
+	*k = (struct vnet_log_limit_kind){.key = key};
+	return k;
+}
+
+void vnet_vlog_limited(struct vnet_log_limit *limit, const void *kind, enum vnet_log_level level,
+		       const char *fmt, va_list ap)
 {
 	if (!limit) {
 		vnet_vlog(level, fmt, ap);
@@ -91,33 +110,34 @@ void vnet_vlog_limited(struct vnet_log_limit *limit, enum vnet_log_level level, 
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	/* +1: 0 means "never used" */
-	unsigned long long now = 
+	unsigned long long now =
 		(unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000 + 1;
-	if (!limit->window_start_ms || now - limit->window_start_ms >= 60000) {
-		limit->window_start_ms = now;
-		limit->in_window = 0;
+	struct vnet_log_limit_kind *k = limit_kind(limit, kind ? kind : fmt);
+	if (!k->window_start_ms || now - k->window_start_ms >= 60000) {
+		k->window_start_ms = now;
+		k->in_window = 0;
 	}
-	if (limit->in_window >= VNET_LOG_LIMIT_BURST) {
-		limit->suppressed++;
+	if (k->in_window >= VNET_LOG_LIMIT_BURST) {
+		k->suppressed++;
 		return;
 	}
-	limit->in_window++;
+	k->in_window++;
 	char line[512];
 	vsnprintf(line, sizeof(line), fmt, ap);
-	if (limit->suppressed)
+	if (k->suppressed)
 		vnet_log(level, "%s (%llu similar lines left out since the last one logged)", line,
-			 limit->suppressed);
-	else if (limit->in_window == VNET_LOG_LIMIT_BURST)
+			 k->suppressed);
+	else if (k->in_window == VNET_LOG_LIMIT_BURST)
 		vnet_log(level, "%s (more such lines this minute are left out)", line);
 	else
 		vnet_log(level, "%s", line);
-	limit->suppressed = 0;
+	k->suppressed = 0;
 }
 
 void vnet_log_limited(struct vnet_log_limit *limit, enum vnet_log_level level, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vnet_vlog_limited(limit, level, fmt, ap);
+	vnet_vlog_limited(limit, fmt, level, fmt, ap);
 	va_end(ap);
 }

@@ -27,79 +27,35 @@ set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-. "$repo/tests/lib/peers.sh"
-skip_unless_root
-
-SWITCHD=${SWITCHD:-$repo/build/src/switch/vnet-switchd}
-VNETCTL=${VNETCTL:-$repo/build/src/tools/vnetctl}
-export SWITCHD VNETCTL
-. "$here/lib_switch.sh"
+. "$repo/tests/lib/tap.sh"
 . "$here/lib_seqpeer.sh"
-for b in "$SWITCHD" "$VNETCTL" "$SEQPEER"; do
-	[[ -x $b ]] || { echo "Bail out! $b not found (set SWITCHD/VNETCTL/SEQPEER or build build/)"; exit 1; }
-done
-command -v python3 >/dev/null || vnet_skip "python3 missing"
+seqpeer_setup fault # root, python3, binaries; $work, $SWDIR; SW_CPU, PEER_CPU
 
 RATE=${RATE:-8000}
 BUDGET=170 # seconds; later tests fail fast rather than overrun meson's timeout
-work=$(mktemp -d "${TMPDIR:-/tmp}/vnet-fault.XXXXXX") || exit 1
-PEER_DIR=$work # lib_seqpeer.sh's
-export PEER_DIR
-SWDIR=$work/sw
 tp_pid=
 tp_prefix=vfault$$
 
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
-	peer_stop_all >/dev/null 2>&1
 	if [[ -n $tp_pid ]]; then
 		kill -INT "$tp_pid" 2>/dev/null
 		sleep 0.5
 		kill -KILL "$tp_pid" 2>/dev/null
 		wait "$tp_pid" 2>/dev/null
 	fi
-	sw_stop >/dev/null 2>&1
+	seqpeer_cleanup
 	rm -rf /var/run/dpdk/"$tp_prefix"* 2>/dev/null
-	[[ -n ${KEEP:-} ]] || rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-allowed_cpus
-SW_CPU=${cpus[0]:-0}
-PEER_CPU=${cpus[1]:-$SW_CPU}
-
-# --- TAP bookkeeping -------------------------------------------------------------
-n=0
-any_fail=0
-fails=()
-fail() { fails+=("$*"); }
-report() { # NAME
-	n=$((n + 1))
-	if ((${#fails[@]} == 0)); then
-		echo "ok $n - $1"
-	else
-		echo "not ok $n - $1"
-		any_fail=1
-		local f
-		for f in "${fails[@]}"; do echo "# $f"; done
-		echo "# --- daemon log (tail) ---"
-		sw_log_tail 25
-		for f in "$work"/*.err; do
-			[[ -s $f ]] || continue
-			echo "# --- $(basename "$f") (tail) ---"
-			tail -n 5 "$f" | sed 's/^/#   /'
-		done
-	fi
-	fails=()
-}
-over_budget() { # NAME
-	((SECONDS < BUDGET)) && return 1
-	n=$((n + 1))
-	any_fail=1
-	echo "not ok $n - $1"
-	echo "# not run: time budget of ${BUDGET}s spent (${SECONDS}s elapsed)"
-	return 0
+# After a failure, report shows the daemon log, then each front-end's stderr.
+# shellcheck disable=SC2317,SC2154 # called by report; work is seqpeer_setup's
+report_extra() {
+	echo "# --- daemon log (tail) ---"
+	sw_log_tail 25
+	tail_logs 5 "$work"/*.err
 }
 
 # --- the peers ---------------------------------------------------------------------

@@ -2,7 +2,8 @@
 # Shared helpers for the vnet-switchd integration tests (switch_*_test.sh).
 # Source from bash:  . "$repo/tests/integration/lib_switch.sh"
 #
-#   SWITCHD, VNETCTL          binaries (meson passes them; default build/...)
+#   SWITCHD, VNETCTL, PKTGEN  binaries (meson passes them; default build/...);
+#                             SWITCHD and VNETCTL are exported
 #   sw_start DIR [ARGS...]    start vnet-switchd --foreground in DIR (run dir and
 #                             state dir = DIR, log DIR/switchd.log appended),
 #                             default args --pmd-cpus 1 --log-level debug unless
@@ -25,10 +26,13 @@
 _sw_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SWITCHD=${SWITCHD:-$_sw_repo/build/src/switch/vnet-switchd}
 VNETCTL=${VNETCTL:-$_sw_repo/build/src/tools/vnetctl}
+PKTGEN=${PKTGEN:-$_sw_repo/build/src/tools/vnet-pktgen}
+export SWITCHD VNETCTL
 SW_PID=
 SW_RC=
 SW_DIR=
 
+# wait_for_sock PATH TIMEOUT: 0 once PATH is a socket.
 wait_for_sock() {
 	local path=$1 timeout=${2:-10} i n
 	# 20 polls a second, no floating point in bash.
@@ -40,10 +44,12 @@ wait_for_sock() {
 	[[ -S $path ]]
 }
 
+# sw_alive: 0 while the daemon runs.
 sw_alive() {
 	[[ -n $SW_PID ]] && kill -0 "$SW_PID" 2>/dev/null
 }
 
+# sw_start DIR [ARGS...]: the daemon in the background; 0 once its control socket is up.
 sw_start() {
 	local dir=$1
 	shift
@@ -74,6 +80,7 @@ sw_start() {
 	return 1
 }
 
+# sw_stop: SIGTERM (SIGKILL after 5 s); 0 if it exited with status 0.
 sw_stop() {
 	SW_RC=
 	[[ -n $SW_PID ]] || return 0
@@ -99,6 +106,7 @@ sw_stop() {
 	return 0
 }
 
+# sw_kill9: SIGKILL the daemon and reap it.
 sw_kill9() {
 	[[ -n $SW_PID ]] || return 0
 	kill -KILL "$SW_PID" 2>/dev/null
@@ -107,12 +115,14 @@ sw_kill9() {
 	return 0
 }
 
+# vnetctl_ ARGS...: vnetctl with a timeout(1) backstop.
 vnetctl_() {
 	# vnetctl waits 10 s for an answer by itself (--timeout; for capture the
 	# capture time + 10 s); timeout(1) is only a backstop.
 	timeout -k 2 "${VNETCTL_TIMEOUT:-90}" "$VNETCTL" "$@"
 }
 
+# sw_log_tail [N]: the daemon log's last N lines as TAP comments.
 sw_log_tail() {
 	local n=${1:-60}
 	[[ -n $SW_DIR && -f $SW_DIR/switchd.log ]] || return 0

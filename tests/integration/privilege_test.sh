@@ -42,12 +42,9 @@ skip_unless_root
 
 VMM=${VMM:-$repo/build/src/vmm/vnet-vmm}
 TINY_GUEST=${TINY_GUEST:-$repo/build/tests/guest-tiny/tiny-guest.elf}
-SWITCHD=${SWITCHD:-$repo/build/src/switch/vnet-switchd}
-VNETCTL=${VNETCTL:-$repo/build/src/tools/vnetctl}
-PKTGEN=${PKTGEN:-$repo/build/src/tools/vnet-pktgen}
-for b in "$VMM" "$TINY_GUEST" "$SWITCHD" "$VNETCTL" "$PKTGEN"; do
-	[[ -e $b ]] || { echo "Bail out! $b not found (set VMM/TINY_GUEST/SWITCHD/VNETCTL/PKTGEN or build build/)"; exit 1; }
-done
+. "$here/lib_switch.sh" # SWITCHD, VNETCTL, PKTGEN
+. "$repo/tests/lib/tap.sh" # fail, report, need_bins
+need_bins -e VMM TINY_GUEST SWITCHD VNETCTL PKTGEN
 for t in useradd userdel setpriv ip python3; do
 	command -v "$t" >/dev/null || vnet_skip "$t missing"
 done
@@ -67,10 +64,7 @@ made_user=0
 
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	kill_pids "${pids[@]}"
 	ip netns del "$ns" 2>/dev/null
 	((made_user)) && userdel "$user" 2>/dev/null
 	rm -rf "$work"
@@ -79,7 +73,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "1..12"
-. "$repo/tests/lib/tap.sh" # fail, report
 nsx() { ip netns exec "$ns" "$@"; }
 mode_of() { stat -c %a "$1" 2>/dev/null; }
 wait_file() { # PATH SECS: 0 once PATH exists (any type)

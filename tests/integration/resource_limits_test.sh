@@ -22,60 +22,29 @@ set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-. "$repo/tests/lib/peers.sh"
-skip_unless_root
-
-SWITCHD=${SWITCHD:-$repo/build/src/switch/vnet-switchd}
-VNETCTL=${VNETCTL:-$repo/build/src/tools/vnetctl}
-export SWITCHD VNETCTL
-. "$here/lib_switch.sh"
+. "$repo/tests/lib/tap.sh"
 . "$here/lib_seqpeer.sh"
-for b in "$SWITCHD" "$VNETCTL" "$SEQPEER"; do
-	[[ -x $b ]] || { echo "Bail out! $b not found (set SWITCHD/VNETCTL/SEQPEER or build build/)"; exit 1; }
-done
-command -v python3 >/dev/null || vnet_skip "python3 missing"
+seqpeer_setup limits # root, python3, binaries; $work, $SWDIR; SW_CPU, PEER_CPU
 
 HOSTILE=$here/hostile_client.py
 CTL_MAX_CONNS=64
 CTL_SLOTS=256 # live + closing (ctl_io.c)
 SHOW_LIMIT_MS=1000
-work=$(mktemp -d "${TMPDIR:-/tmp}/vnet-limits.XXXXXX") || exit 1
-PEER_DIR=$work # lib_seqpeer.sh's
-export PEER_DIR
-SWDIR=$work/sw
 watch_pid=
 
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
 	[[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
-	peer_stop_all >/dev/null 2>&1
-	sw_stop >/dev/null 2>&1
-	[[ -n ${KEEP:-} ]] || rm -rf "$work"
+	seqpeer_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-allowed_cpus
-SW_CPU=${cpus[0]:-0}
-PEER_CPU=${cpus[1]:-$SW_CPU}
-
-n=0
-any_fail=0
-fails=()
-fail() { fails+=("$*"); }
-report() { # NAME
-	n=$((n + 1))
-	if ((${#fails[@]} == 0)); then
-		echo "ok $n - $1"
-	else
-		echo "not ok $n - $1"
-		any_fail=1
-		local f
-		for f in "${fails[@]}"; do echo "# $f"; done
-		echo "# --- daemon log (tail) ---"
-		sw_log_tail 15
-	fi
-	fails=()
+# After a failure, report shows the daemon log.
+# shellcheck disable=SC2317 # called by report
+report_extra() {
+	echo "# --- daemon log (tail) ---"
+	sw_log_tail 15
 }
 
 # --- measuring the daemon -----------------------------------------------------------
@@ -87,6 +56,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # watch_start: in the background, every 0.2 s: time one `vnetctl show`, and
 # sample the daemon's fds and threads, until watch_stop; that one reads the
 # peaks into show_max_ms, show_failed, peak_fds, peak_threads.
+# shellcheck disable=SC2154 # work is seqpeer_setup's
 watch_start() {
 	rm -f "$work/watch.stop"
 	(
@@ -139,6 +109,12 @@ attack() {
 json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$result" "$1"; }
 # log_count REGEX: lines of this attack's log that match
 log_count() { grep -cE "$1" <<<"$new_log"; }
+# dropped NOT_CLOSED REGEX WANT: the daemon closed the attack's connection
+# (else fails NOT_CLOSED) and logged one line matching REGEX (else fails WANT).
+dropped() {
+	[[ $(json_field closed_by_peer) == 1 ]] || fail "$1"
+	(($(log_count "$2") == 1)) || fail "$3: $new_log"
+}
 # settle: fds and threads back to where they were before the attacks (1 s grace)
 settled() {
 	local i
@@ -197,16 +173,15 @@ report "$name"
 name="control socket: a 1 MiB request is answered 'request too large' and closed; logged once"
 attack ctl-big 3 ctl-big "$CTL"
 [[ $(json_field answer) == *"request too large"* ]] || fail "answer: '$(json_field answer)'"
-[[ $(json_field closed_by_peer) == 1 ]] || fail "the connection was not closed"
-(($(log_count "request over") == 1)) || fail "want one 'request over' log line: $new_log"
+dropped "the connection was not closed" "request over" "want one 'request over' log line"
 settled
 report "$name"
 
 # --- 4: answers never read --------------------------------------------------------------------
 name="control socket: 100000 pipelined requests, answers never read: dropped after a 5 s stall; logged once"
 attack ctl-noread 9 ctl-noread "$CTL" --count 100000
-[[ $(json_field closed_by_peer) == 1 ]] || fail "the daemon did not drop the client that never reads"
-(($(log_count "has not read its answer") == 1)) || fail "want one 'has not read its answer' log line: $new_log"
+dropped "the daemon did not drop the client that never reads" "has not read its answer" \
+	"want one 'has not read its answer' log line"
 settled
 report "$name"
 
@@ -224,19 +199,16 @@ report "$name"
 # --- 6: oversized and garbage vhost-user messages ---------------------------------------------
 name="vhost-user: a 1 MiB message and 64 KiB of garbage on vm3: each connection dropped, one line each"
 attack vhu-big 3 vhu-big "$SWDIR/vm3.sock"
-[[ $(json_field closed_by_peer) == 1 ]] || fail "1 MiB message: the connection was not closed"
-(($(log_count "vm3: bad message") == 1)) || fail "1 MiB message: want one 'bad message' line: $new_log"
+dropped "1 MiB message: the connection was not closed" "vm3: bad message" "1 MiB message: want one 'bad message' line"
 attack vhu-garbage 3 vhu-garbage "$SWDIR/vm3.sock" --bytes 65536
-[[ $(json_field closed_by_peer) == 1 ]] || fail "garbage: the connection was not closed"
-(($(log_count "vm3: bad message") == 1)) || fail "garbage: want one 'bad message' line: $new_log"
+dropped "garbage: the connection was not closed" "vm3: bad message" "garbage: want one 'bad message' line"
 settled
 report "$name"
 
 # --- 7: replies never read ------------------------------------------------------------------
 name="vhost-user: requests whose replies are never read: dropped before a reply could block the control thread"
 attack vhu-noread 5 vhu-noread "$SWDIR/vm3.sock" --count 100000
-[[ $(json_field closed_by_peer) == 1 ]] || fail "the connection was not closed"
-(($(log_count "does not read its replies") == 1)) || fail "want one 'does not read its replies' line: $new_log"
+dropped "the connection was not closed" "does not read its replies" "want one 'does not read its replies' line"
 settled
 report "$name"
 

@@ -19,14 +19,9 @@ repo=$(cd "$here/../.." && pwd)
 . "$repo/tests/lib/peers.sh"
 skip_unless_root
 
-SWITCHD=${SWITCHD:-$repo/build/src/switch/vnet-switchd}
-VNETCTL=${VNETCTL:-$repo/build/src/tools/vnetctl}
-PKTGEN=${PKTGEN:-$repo/build/src/tools/vnet-pktgen}
-export SWITCHD VNETCTL
-for b in "$SWITCHD" "$VNETCTL" "$PKTGEN"; do
-	[[ -x $b ]] || { echo "Bail out! $b not found (set SWITCHD/VNETCTL/PKTGEN or build build/)"; exit 1; }
-done
 . "$here/lib_switch.sh"
+. "$repo/tests/lib/tap.sh" # fail, report, over_budget, need_bins
+need_bins SWITCHD VNETCTL PKTGEN
 
 command -v python3 >/dev/null || vnet_skip "python3 missing"
 if ! command -v tshark >/dev/null; then
@@ -50,13 +45,7 @@ pids=()
 
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in "${pids[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
+	kill_pids "${pids[@]}"
 	sw_stop >/dev/null 2>&1
 	ip netns del "$ns" 2>/dev/null
 	ip link del "$tap" 2>/dev/null
@@ -69,9 +58,6 @@ trap 'exit 130' INT TERM
 allowed_cpus
 SW_CPU=${cpus[0]:-0}
 PG_CPU=${cpus[1]:-$SW_CPU}
-
-# --- TAP bookkeeping: fail, report, over_budget ---------------------------------
-. "$repo/tests/lib/tap.sh"
 
 # --- helpers -------------------------------------------------------------------
 ctl() { vnetctl_ "$@"; }

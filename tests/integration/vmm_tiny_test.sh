@@ -25,18 +25,13 @@ repo=$(cd "$here/../.." && pwd)
 . "$repo/tests/lib/peers.sh"
 skip_unless_root
 
-VMM=${VMM:-$repo/build/src/vmm/vnet-vmm}
-TINY_GUEST=${TINY_GUEST:-$repo/build/tests/guest-tiny/tiny-guest.elf}
-SWITCHD=${SWITCHD:-$repo/build/src/switch/vnet-switchd}
-VNETCTL=${VNETCTL:-$repo/build/src/tools/vnetctl}
-PKTGEN=${PKTGEN:-$repo/build/src/tools/vnet-pktgen}
-export SWITCHD VNETCTL
-
 [[ -c /dev/kvm ]] || vnet_skip "no /dev/kvm"
 [[ -c /dev/net/tun ]] || vnet_skip "no /dev/net/tun"
-for b in "$VMM" "$TINY_GUEST" "$SWITCHD" "$VNETCTL" "$PKTGEN"; do
-	[[ -e $b ]] || { echo "Bail out! $b not found (set VMM/TINY_GUEST/SWITCHD/VNETCTL/PKTGEN or build build/)"; exit 1; }
-done
+VMM=${VMM:-$repo/build/src/vmm/vnet-vmm}
+TINY_GUEST=${TINY_GUEST:-$repo/build/tests/guest-tiny/tiny-guest.elf}
+. "$here/lib_switch.sh" # SWITCHD, VNETCTL, PKTGEN
+. "$repo/tests/lib/tap.sh" # fail, report, over_budget, need_bins
+need_bins -e VMM TINY_GUEST SWITCHD VNETCTL PKTGEN
 command -v python3 >/dev/null || vnet_skip "python3 missing"
 command -v ip >/dev/null || vnet_skip "ip (iproute2) missing"
 PING=()
@@ -49,7 +44,6 @@ else
 fi
 ip netns add "vtiny-probe-$$" 2>/dev/null || vnet_skip "cannot create network namespaces"
 ip netns del "vtiny-probe-$$"
-. "$here/lib_switch.sh"
 
 GUEST_IP=10.0.0.2
 HOST_IP=10.0.0.1
@@ -69,13 +63,8 @@ leftover=()
 
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
-	local p x
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in "${pids[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
+	local x
+	kill_pids "${pids[@]}"
 	sw_stop >/dev/null 2>&1
 	for x in "${made_tap[@]}"; do del_tap "${x% *}" "${x#* }"; done
 	for x in "${made_ns[@]}"; do ip netns del "$x" 2>/dev/null; done
@@ -87,9 +76,6 @@ trap 'exit 130' INT TERM
 allowed_cpus
 PG_CPU=${cpus[1]:-${cpus[0]:-0}}
 SW_CPU=${cpus[0]:-0}
-
-# --- TAP bookkeeping: fail, report, over_budget ---------------------------------
-. "$repo/tests/lib/tap.sh"
 
 # --- namespaces and taps ------------------------------------------------------------
 nsx() { # NS CMD...: CMD in netns NS

@@ -93,18 +93,25 @@ static void test_limited_lines(void **state)
 	assert_non_null(strstr(testlog_line(0), "bad message 0"));
 	assert_null(strstr(testlog_line(0), "left out"));
 	assert_non_null(strstr(testlog_line(VNET_LOG_LIMIT_BURST - 1), "more such lines this minute are left out"));
-	assert_int_equal(lim.suppressed, 25 - VNET_LOG_LIMIT_BURST);
+	assert_int_equal(lim.kind[0].suppressed, 25 - VNET_LOG_LIMIT_BURST);
 
 	/* below the level: neither written nor counted */
 	vnet_log_limited(&lim, VNET_LOG_DEBUG, "debug");
-	assert_int_equal(lim.suppressed, 25 - VNET_LOG_LIMIT_BURST);
+	assert_int_equal(lim.kind[0].suppressed, 25 - VNET_LOG_LIMIT_BURST);
 
 	/* a minute later the first line says how many were left out */
-	lim.window_start_ms -= 60000;
+	lim.kind[0].window_start_ms -= 60000;
 	vnet_log_limited(&lim, VNET_LOG_ERROR, "bad message %d", 25);
 	assert_int_equal(testlog_count(), VNET_LOG_LIMIT_BURST + 1);
 	assert_non_null(strstr(testlog_line(VNET_LOG_LIMIT_BURST), "bad message 25 (15 similar lines left out"));
-	assert_int_equal(lim.suppressed, 0);
+	assert_int_equal(lim.kind[0].suppressed, 0);
+
+	/* another kind of line is not held back by the flood of the first */
+	vnet_log_limited(&lim, VNET_LOG_ERROR, "other cause %d", 1);
+	assert_non_null(strstr(testlog_line(testlog_count() - 1), "other cause 1"));
+	/* more kinds than slots: the oldest window is reused, nothing breaks */
+	for (int i = 0; i < 3 * VNET_LOG_LIMIT_KINDS; i++)
+		vnet_log_limited(&lim, VNET_LOG_ERROR, i % 2 ? "kind %d" : "sort %d", i);
 
 	/* no limit: every line */
 	testlog_clear();
