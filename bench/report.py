@@ -117,7 +117,7 @@ def summarize(samples):
                     st["p50"] = percentile(pool, 50)
                     st["p99"] = percentile(pool, 99)
                     st["n_samples"] = len(pool)
-            if fig in ("switch", "cpu"):
+            if fig in ("switch", "cpu", "dequeue", "enqueue"):
                 for impl, st in impls.items():
                     for k in ("cpu_per_pkt", "cycles_per_pkt"):
                         vals = [s[k] for s in ss if s["impl"] == impl and s.get("ok")
@@ -250,6 +250,23 @@ def markdown(meta, summary, main_only=False):
             ns = f"{1e3 / v:.1f}" if v else "–"
             rel = f"{v / base:.2f}" if v and base else "–"
             lines.append(f"| {case.split()[0]} | {cell(st, 'Mpps')} | {ns} | {rel} |")
+        lines.append("")
+    hc = [(fig, case) for fig in ("dequeue", "enqueue") for case in sorted(summary.get(fig, {}), key=case_key)]
+    if hc:
+        lines.append("CPU per packet in the handler (dequeue/enqueue): busy TSC cycles per packet from each "
+                     "handler's own count (vnet-pktgen: rounds that moved frames; testpmd "
+                     "`--record-core-cycles`: iterations that moved frames). When both handlers reach "
+                     "the rate the testpmd on the other side can offer or take, this is the figure "
+                     "that tells them apart:")
+        lines.append("")
+        lines.append("| Figure | Case | vnet cycles | DPDK cycles | vnet/DPDK (lower is better) |")
+        lines.append("|---|---|---:|---:|---:|")
+        for fig, case in hc:
+            im = summary[fig][case]["impls"]
+            v = im.get("vnet", {}).get("cycles_per_pkt_median")
+            d = im.get("dpdk", {}).get("cycles_per_pkt_median")
+            r = f"{v / d:.2f}" if v and d else "–"
+            lines.append(f"| {fig.capitalize()} | {case_label(fig, case)} | {fmt(v)} | {fmt(d)} | {r} |")
         lines.append("")
     sw = summary.get("switch")
     if sw:

@@ -177,56 +177,71 @@ fig_ring() {
 
 # --- dequeue: guest TX -> handler ----------------------------------------------------
 
-# shellcheck disable=SC2086 # $SIZES is a word list
-dequeue_run() { # IMPL RUN
-	local impl=$1 run=$2 sock=$WORK/dq.sock size v
-	local -A blk=()
+# handler_cycles IMPL: busy TSC cycles per packet of the handler under test
+# (after it stopped): vnet-pktgen's own count (rounds that moved frames, the
+# whole session: it runs at saturation throughout), testpmd's
+# --record-core-cycles over the window (iterations that moved frames).
+handler_cycles() {
+	case $1 in
+	vnet)
+		local c p
+		c=$(pg_field sut busy_cycles) p=$(pg_field sut "$2")
+		cyc_per_pkt "$c" "$p"
+		;;
+	dpdk)
+		# shellcheck disable=SC2046 # two numbers
+		[[ -n ${CYC_TP_SHOWS[0]:-} ]] && cyc_per_pkt $(tp_fwd_cycles sut "${CYC_TP_SHOWS[0]}")
+		;;
+	esac
+}
+
+dequeue_run() { # IMPL RUN SIZE
+	local impl=$1 run=$2 size=$3 sock=$WORK/dq.sock v='' b='' cpp=''
 	rm -f "$sock"
+	CYC_TP_SHOWS=()
 	case $impl in
 	vnet)
 		pg_start sut "$SUT_CPU" --role backend --socket "$sock" --mode rx
-		wait_sock "$sock" 10 "${PG_PID[sut]}" || { pg_stop sut; fail_cases dequeue "$impl" "$run" "pktgen did not listen" $SIZES; return; }
+		wait_sock "$sock" 10 "${PG_PID[sut]}" || { pg_stop sut; fail_cases dequeue "$impl" "$run" "pktgen did not listen" "$size"; return; }
 		;;
 	dpdk)
 		tp_start sut "$SUT_CPU" 1 "$TP_MEM" "$(vh_vdev 0 "$sock")" -- --forward-mode=rxonly \
-			--total-num-mbufs=16384 || { fail_cases dequeue "$impl" "$run" "testpmd net_vhost did not start" $SIZES; return; }
+			--total-num-mbufs=16384 --record-core-cycles || { fail_cases dequeue "$impl" "$run" "testpmd net_vhost did not start" "$size"; return; }
 		tp_cmd sut start
-		wait_sock "$sock" 10 || { tp_stop sut; fail_cases dequeue "$impl" "$run" "no net_vhost socket" $SIZES; return; }
+		wait_sock "$sock" 10 || { tp_stop sut; fail_cases dequeue "$impl" "$run" "no net_vhost socket" "$size"; return; }
 		;;
 	esac
 	if tp_start drv "$TP_CPU" 1 "$TP_MEM" "$(vu_vdev 0 "$sock")" -- --forward-mode=txonly \
-		--total-num-mbufs=16384 --txpkts=64; then
-		for size in $SIZES; do
-			tp_cmd drv "set txpkts $size"
-			tp_cmd drv start
-			tp_window drv && blk[$size]=$tp_block
-			tp_cmd drv stop
-			sleep 0.2
-		done
+		--total-num-mbufs=16384 --txpkts="$size"; then
+		tp_cmd drv start
+		tp_window drv "" "$([[ $impl == dpdk ]] && echo dpdk)" && b=$tp_block
+		tp_cmd drv stop
 	fi
 	tp_stop drv
 	pg_stop sut
 	tp_stop sut
-	for size in $SIZES; do
-		v=$(mpps "$([[ -n ${blk[$size]:-} ]] && tp_pps drv "${blk[$size]}" tx)")
-		record dequeue "$size" "$impl" "$run" "$v"
-		show dequeue "$size B" "$impl" "$run" "$v" Mpps
-	done
+	[[ -n $b ]] && v=$(mpps "$(tp_pps drv "$b" tx)")
+	[[ -n $v ]] && cpp=$(handler_cycles "$impl" rx_packets)
+	record dequeue "$size" "$impl" "$run" "$v" "cycles_per_pkt=$cpp"
+	show dequeue "$size B" "$impl" "$run" "$v" "Mpps (${cpp:-?} busy cycles per pkt in the handler)"
 }
 
 fig_dequeue() {
 	say "== dequeue: testpmd net_virtio_user txonly (CPU $TP_CPU) -> vnet-pktgen --role backend --mode rx | testpmd net_vhost rxonly (CPU $SUT_CPU)"
-	local r impl
+	local r impl size
 	for ((r = 1; r <= RUNS; r++)); do
-		for impl in vnet dpdk; do dequeue_run "$impl" "$r"; done
+		for size in $SIZES; do
+			for impl in vnet dpdk; do dequeue_run "$impl" "$r" "$size"; done
+		done
 	done
 }
 
 # --- enqueue: handler -> guest RX ----------------------------------------------------
 
 enqueue_run() { # IMPL RUN SIZE
-	local impl=$1 run=$2 size=$3 sock=$WORK/eq.sock v='' b=
+	local impl=$1 run=$2 size=$3 sock=$WORK/eq.sock v='' b='' cpp=''
 	rm -f "$sock"
+	CYC_TP_SHOWS=()
 	case $impl in
 	vnet)
 		pg_start sut "$SUT_CPU" --role backend --socket "$sock" --mode tx --size "$size"
@@ -234,7 +249,7 @@ enqueue_run() { # IMPL RUN SIZE
 		;;
 	dpdk)
 		tp_start sut "$SUT_CPU" 1 "$TP_MEM" "$(vh_vdev 0 "$sock")" -- --forward-mode=txonly \
-			--total-num-mbufs=16384 --txpkts="$size" || { fail_cases enqueue "$impl" "$run" "testpmd net_vhost did not start" "$size"; return; }
+			--total-num-mbufs=16384 --txpkts="$size" --record-core-cycles || { fail_cases enqueue "$impl" "$run" "testpmd net_vhost did not start" "$size"; return; }
 		wait_sock "$sock" 10 || { tp_stop sut; fail_cases enqueue "$impl" "$run" "no net_vhost socket" "$size"; return; }
 		;;
 	esac
@@ -242,14 +257,15 @@ enqueue_run() { # IMPL RUN SIZE
 		--total-num-mbufs=16384; then
 		tp_cmd drv start
 		[[ $impl == dpdk ]] && tp_cmd sut start
-		tp_window drv && b=$tp_block
+		tp_window drv "" "$([[ $impl == dpdk ]] && echo dpdk)" && b=$tp_block
 	fi
 	tp_stop drv
 	pg_stop sut
 	tp_stop sut
 	[[ -n $b ]] && v=$(mpps "$(tp_pps drv "$b" rx)")
-	record enqueue "$size" "$impl" "$run" "$v"
-	show enqueue "$size B" "$impl" "$run" "$v" Mpps
+	[[ -n $v ]] && cpp=$(handler_cycles "$impl" tx_packets)
+	record enqueue "$size" "$impl" "$run" "$v" "cycles_per_pkt=$cpp"
+	show enqueue "$size B" "$impl" "$run" "$v" "Mpps (${cpp:-?} busy cycles per pkt in the handler)"
 }
 
 fig_enqueue() {
