@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -130,3 +131,12 @@ const struct virtio_dev_ops fakevm_model_ops = {
 	.activate = model_activate,
 	.deactivate = model_deactivate,
 };
+
+bool fakevm_wait_call(struct virtio_dev *dev, unsigned q, int ms)
+{
+	struct pollfd p = {.fd = dev->q[q].call_fd, .events = POLLIN};
+	if (poll(&p, 1, ms) != 1)
+		return false;
+	uint64_t v;
+	return read(p.fd, &v, 8) == 8;
+}

@@ -47,6 +47,9 @@ bool fakevm_negotiate(struct virtio_dev *dev, uint64_t features);
 bool fakevm_driver_start(struct vmm *vm, struct virtio_dev *dev, uint64_t features,
 			 const struct fakevm_ring *rings, unsigned nq, uint16_t size);
 
+/* Waits up to ms for queue q's interrupt (its call eventfd); consumes it. */
+bool fakevm_wait_call(struct virtio_dev *dev, unsigned q, int ms);
+
 /* Device reset (status 0) and the drivers' rings forgotten. */
 void fakevm_driver_reset(struct virtio_dev *dev, const struct fakevm_ring *rings, unsigned nq);
 

@@ -234,15 +234,6 @@ static void kick(struct vnet_vq_driver *drv, unsigned q)
 	}
 }
 
-/* Waits up to ms for queue q's interrupt; consumes it. */
-static bool wait_call(unsigned q, int ms)
-{
-	struct pollfd p = {.fd = nd.vdev.q[q].call_fd, .events = POLLIN};
-	if (poll(&p, 1, ms) != 1)
-		return false;
-	uint64_t v;
-	return read(p.fd, &v, 8) == 8;
-}
 
 static void post_rx(unsigned n, uint32_t size)
 {
@@ -294,7 +285,7 @@ static void reap_tx(unsigned n)
 		if (vnet_vq_driver_get_used(&txd, &written))
 			n--;
 		else
-			wait_call(NET_DEV_TXQ, 20);
+			fakevm_wait_call(&nd.vdev, NET_DEV_TXQ, 20);
 	}
 	assert_int_equal(n, 0);
 }
@@ -313,7 +304,7 @@ static long guest_recv(struct virtio_net_hdr_mrg_rxbuf *h, unsigned *nbuf, int m
 			vnet_vq_driver_enable_cb(&rxd);
 			if (now_ms() > end)
 				return -1;
-			wait_call(NET_DEV_RXQ, 20);
+			fakevm_wait_call(&nd.vdev, NET_DEV_RXQ, 20);
 			continue;
 		}
 		if (seen == 0) {

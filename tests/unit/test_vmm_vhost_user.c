@@ -144,14 +144,6 @@ static void kick(struct vnet_vq_driver *drv, unsigned q)
 		eventfd_write(nd.vdev.q[q].kick_fd, 1);
 }
 
-static bool wait_call(unsigned q, int ms)
-{
-	struct pollfd p = {.fd = nd.vdev.q[q].call_fd, .events = POLLIN};
-	if (poll(&p, 1, ms) != 1)
-		return false;
-	uint64_t v;
-	return read(p.fd, &v, 8) == 8;
-}
 
 /* The back-end runs `ring` for one burst: pops a chain and checks or fills it. */
 static int device_burst(unsigned ring, uint8_t fill, uint32_t len)
@@ -200,13 +192,13 @@ static void traffic(uint8_t fill)
 	assert_int_equal(vnet_vq_driver_add(&txd, &tb, 1, 0, host(TXB_GPA), false), 0);
 	kick(&txd, NET_DEV_TXQ);
 	assert_int_equal(device_burst(NET_DEV_TXQ, fill, 0), HDR + 100);
-	assert_true(wait_call(NET_DEV_TXQ, 1000)); /* the back-end wrote the irqfd's eventfd */
+	assert_true(fakevm_wait_call(&nd.vdev, NET_DEV_TXQ, 1000)); /* the back-end wrote the irqfd's eventfd */
 
 	struct vnet_buf rb = {.addr = RXB_GPA, .len = 2048};
 	assert_int_equal(vnet_vq_driver_add(&rxd, &rb, 0, 1, host(RXB_GPA), false), 0);
 	kick(&rxd, NET_DEV_RXQ);
 	assert_int_equal(device_burst(NET_DEV_RXQ, (uint8_t)~fill, 200), HDR + 200);
-	assert_true(wait_call(NET_DEV_RXQ, 1000));
+	assert_true(fakevm_wait_call(&nd.vdev, NET_DEV_RXQ, 1000));
 	uint32_t written = 0;
 	assert_ptr_equal(vnet_vq_driver_get_used(&rxd, &written), host(RXB_GPA));
 	assert_int_equal(written, HDR + 200);
