@@ -272,7 +272,10 @@ report "$name" "$work/sw.log"
 # --- 6: ports, traffic, state file ------------------------------------------------------------
 name="unprivileged: vnetctl adds vhost-user ports (0660), 1000 frames vm1 -> vm2 verified, state file 0600 replaced on save"
 ctl add-br br0 >/dev/null || fail "add-br br0 failed"
-ino0=$(stat -c %i "$state/state.json" 2>/dev/null)
+# An open fd keeps the old file's inode allocated, so a later save cannot
+# get the same inode number back by chance (a freed inode is reused at once).
+exec {held}<"$state/state.json"
+ino0=$(stat -L -c %i "/proc/$$/fd/$held" 2>/dev/null)
 for p in vm1 vm2; do ctl add-port br0 "$p" type=vhost-user >/dev/null || fail "add-port $p failed"; done
 for p in vm1 vm2; do
 	[[ $(mode_of "$run/$p.sock") == 660 ]] || fail "$p.sock mode $(mode_of "$run/$p.sock"), want 660"
@@ -294,6 +297,7 @@ ctl port-stats >"$work/stats.txt" 2>&1 || fail "vnetctl port-stats failed"
 	fail "state file mode $(mode_of "$state/state.json"), want 600, a regular file"
 [[ $(stat -c %U "$state/state.json") == "$user" ]] || fail "state file owner $(stat -c %U "$state/state.json")"
 ino1=$(stat -c %i "$state/state.json" 2>/dev/null)
+exec {held}<&-
 [[ -n $ino0 && $ino0 != "$ino1" ]] || fail "the state file kept inode $ino1 across saves (not temp + rename?)"
 temps=("$state"/.*tmp*)
 [[ -e ${temps[0]} ]] && fail "temp files left in the state dir: ${temps[*]}"
