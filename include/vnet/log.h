@@ -33,16 +33,20 @@ void vnet_vlog(enum vnet_log_level level, const char *fmt, va_list ap)
 /*
  * Lines a peer can make repeat (a hostile front-end reconnecting with bad
  * messages in a loop): per kind of line (its format string, or the key
- * given), up to VNET_LOG_LIMIT_BURST lines a minute pass, the rest are
- * counted, and the first line of that kind in a later minute says how many
- * were left out. Kinds are limited apart, so a flood of one cause never
- * hides the first line of another; normal operation (a few reconnects) is
- * logged whole. A limit is not locked: one thread uses it, or the owner's
- * lock covers it. Zero-initialised is ready.
+ * given), up to `burst` lines a minute pass (0: VNET_LOG_LIMIT_BURST), the
+ * rest are counted, and the first line of that kind in a later minute says
+ * how many were left out. Kinds are limited apart, so a flood of one cause
+ * never hides the first line of another; kinds beyond the table's first
+ * VNET_LOG_LIMIT_KINDS - 1 share its last entry, so a peer cycling through
+ * many causes still gets at most VNET_LOG_LIMIT_KINDS x burst lines a minute.
+ * Normal operation (a few reconnects) is logged whole. A limit is not
+ * locked: one thread uses it, or the owner's lock covers it. Zero-initialised
+ * is ready; set `burst` before first use for another burst.
  */
 #define VNET_LOG_LIMIT_BURST 10
 #define VNET_LOG_LIMIT_KINDS 8
 struct vnet_log_limit {
+	unsigned burst;
 	struct vnet_log_limit_kind {
 		const void *key;                    /* NULL: free */
 		unsigned long long window_start_ms;
@@ -55,6 +59,8 @@ struct vnet_log_limit {
 void vnet_log_limited(struct vnet_log_limit *limit, enum vnet_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* The same with the kind given (e.g. a caller's format, for a wrapper). */
+void vnet_log_limited_as(struct vnet_log_limit *limit, const void *kind, enum vnet_log_level level,
+			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void vnet_vlog_limited(struct vnet_log_limit *limit, const void *kind, enum vnet_log_level level,
 		       const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum vnet_vhu_request {
 	VHOST_USER_NONE = 0,
@@ -234,6 +235,8 @@ void vnet_vhu_close_fds(int *fds, unsigned n);
  * -errno with a reason in err.
  */
 int vnet_vhu_listen(const char *path, unsigned mode, char *err, size_t errlen);
+/* The same, the socket given to group gid before it appears at path. */
+int vnet_vhu_listen_group(const char *path, unsigned mode, gid_t gid, char *err, size_t errlen);
 
 /* Accepts one connection (CLOEXEC). fd or -errno. */
 int vnet_vhu_accept(int listen_fd);

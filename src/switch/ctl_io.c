@@ -16,13 +16,15 @@
  *     when every slot is running a command is the newcomer refused, with an
  *     error line.
  *   - an answer that makes no progress for CTL_WRITE_STALL_MS fails.
- * Each cause is logged once, then at most once a minute with a count: never
- * a line per connection, and only on the daemon's side: vnetctl's own
- * timeouts are errors it prints (it may link this file without libvnet's
- * logger, so vnet_log is weak here).
+ *   - at most CTL_SLOTS threads serve connections (live ones plus those on
+ *     their way out); beyond that the acceptor answers "busy" itself
+ *     (ctl_thread_admit), so a flood cannot outrun the threads' ends.
+ * Each cause is logged once, then at most once a minute with a count
+ * (vnet_log_limited, burst 1): never a line per connection, and only on the
+ * daemon's side: vnetctl's own timeouts are errors it prints.
  *
  * Thread-safety: any number of connections, each on its own thread; the
- * slot table and the log throttle are under one mutex. A ctl_conn itself is
+ * slot table and the log limit are under one mutex. A ctl_conn itself is
  * used by one thread.
  */
 #include "switch/ctl_proto.h"
@@ -30,6 +32,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,10 +46,6 @@
 
 #include "vnet/log.h"
 
-/* vnetctl has no logger: there the symbol stays NULL. */
-extern void vnet_log(enum vnet_log_level level, const char *fmt, ...)
-	__attribute__((weak, format(printf, 2, 3)));
-
 #define CTL_MAX_CONNS 64u
 /* Room for connections shut down to make space, until their thread lets go
  * (in a flood, a burst of them may still be on their way out). */
@@ -54,7 +53,6 @@ extern void vnet_log(enum vnet_log_level level, const char *fmt, ...)
 #define CTL_WRITE_STALL_MS 5000
 /* A connection stuck this long on an unread answer may make room for another. */
 #define CTL_EVICT_WRITER_MS 1000
-#define CTL_LOG_REPEAT_MS 60000
 
 enum slot_state { SLOT_FREE, SLOT_IDLE, SLOT_BUSY, SLOT_WRITING, SLOT_EVICTED };
 
@@ -65,18 +63,10 @@ struct slot {
 	long long since_ms;
 };
 
-enum limit_cause { CAUSE_EVICT, CAUSE_REFUSE, CAUSE_CLOSING, CAUSE_STALL, CAUSE_TOO_LARGE,
-		   CAUSE_SLOW, CAUSE_IDLE, CAUSE__COUNT };
-
-struct throttle {
-	long long last_ms;
-	unsigned long long suppressed;
-};
-
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot slots[CTL_SLOTS];
 static unsigned live_slots;
-static struct throttle throttles[CAUSE__COUNT];
+static struct vnet_log_limit log_once_a_minute = {.burst = 1}; /* a kind per cause (format) */
 
 static long long now_ms(void)
 {
@@ -85,37 +75,20 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Logs the first time a cause happens, then once a minute with a count;
- * only for the daemon's side of a connection (vnetctl logs nothing). */
-static void __attribute__((format(printf, 3, 4)))
-log_limit(bool served, enum limit_cause cause, const char *fmt, ...)
+/* Logs the first time a cause (fmt) happens, then once a minute with a
+ * count; only for the daemon's side of a connection (vnetctl logs nothing). */
+static void __attribute__((format(printf, 2, 3))) log_limit(bool served, const char *fmt, ...)
 {
-	if (!served || !vnet_log)
-		return;
-	long long t = now_ms();
-	pthread_mutex_lock(&slots_lock);
-	struct throttle *th = &throttles[cause];
-	bool now = !th->last_ms || t - th->last_ms >= CTL_LOG_REPEAT_MS;
-	unsigned long long before = th->suppressed;
-	if (now) {
-		th->last_ms = t;
-		th->suppressed = 0;
-	} else {
-		th->suppressed++;
-	}
-	pthread_mutex_unlock(&slots_lock);
-	if (!now)
+	if (!served)
 		return;
 	char msg[256];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (before)
-		vnet_log(VNET_LOG_WARN, "control socket: %s (%llu more since the last report)", msg,
-			 before);
-	else
-		vnet_log(VNET_LOG_WARN, "control socket: %s (logged once a minute at most)", msg);
+	pthread_mutex_lock(&slots_lock);
+	vnet_log_limited_as(&log_once_a_minute, fmt, VNET_LOG_WARN, "control socket: %s", msg);
+	pthread_mutex_unlock(&slots_lock);
 }
 
 /* Caller holds slots_lock. */
@@ -197,16 +170,16 @@ static enum admit admit(int fd)
 	}
 	pthread_mutex_unlock(&slots_lock);
 	if (how == EVICTED_OTHER)
-		log_limit(served, CAUSE_EVICT,
+		log_limit(served,
 			  "%u connections open (the limit): closing the one that waited "
 			  "longest for a request or answer to make room",
 			  CTL_MAX_CONNS);
 	else if (how == REFUSED)
-		log_limit(served, CAUSE_REFUSE,
+		log_limit(served,
 			  "%u connections open, all running commands: refusing new ones",
 			  CTL_MAX_CONNS);
 	else if (how == REFUSED_CLOSING)
-		log_limit(served, CAUSE_CLOSING,
+		log_limit(served,
 			  "%u connections closed to make room are still on their way out: "
 			  "refusing new ones meanwhile",
 			  CTL_SLOTS - CTL_MAX_CONNS);
@@ -258,18 +231,45 @@ static void slot_release(int fd)
 	pthread_mutex_unlock(&slots_lock);
 }
 
+/* Told at once, without waiting on a client that may not read. */
+static void tell_busy(int fd)
+{
+	static const char busy[] = "{\"ok\":false,\"error\":\"too many control "
+				   "connections busy; try again\"}\n";
+	if (send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* nothing more to do: the connection is refused either way */
+	}
+}
+
 void ctl_conn_init(struct ctl_conn *c, int fd)
 {
 	memset(c, 0, sizeof *c);
 	c->fd = fd;
-	if (admit(fd) >= REFUSED) {
-		/* Told at once, without waiting on a client that may not read. */
-		static const char busy[] = "{\"ok\":false,\"error\":\"too many control "
-					   "connections busy; try again\"}\n";
-		if (send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-			/* nothing more to do: the connection is refused either way */
-		}
-	}
+	if (admit(fd) >= REFUSED)
+		tell_busy(fd);
+}
+
+/* Threads serving connections, counted from accept to their end: the slot
+ * table only sees a thread once it runs, so under a flood (and a slow
+ * scheduler) the acceptor could otherwise start threads faster than they
+ * end. */
+static atomic_uint serving_threads;
+
+bool ctl_thread_admit(int fd)
+{
+	if (atomic_fetch_add(&serving_threads, 1) < CTL_SLOTS)
+		return true;
+	atomic_fetch_sub(&serving_threads, 1);
+	tell_busy(fd);
+	close(fd);
+	log_limit(true, "%u connection threads running: refusing new connections meanwhile",
+		  CTL_SLOTS);
+	return false;
+}
+
+void ctl_thread_done(void)
+{
+	atomic_fetch_sub(&serving_threads, 1);
 }
 
 void ctl_conn_release(struct ctl_conn *c)
@@ -299,7 +299,7 @@ static int take_line(struct ctl_conn *c, size_t n, size_t skip, char **line, cha
 
 static int too_large(int fd, size_t max, char *err, size_t errlen)
 {
-	log_limit(slot_served(fd), CAUSE_TOO_LARGE,
+	log_limit(slot_served(fd),
 		  "closing a connection that sent a request over %zu bytes", max);
 	return sw_fail(err, errlen, "request too large (more than %zu bytes)", max);
 }
@@ -345,12 +345,12 @@ int ctl_conn_read_line(struct ctl_conn *c, size_t max, int timeout_ms, char **li
 			if (left <= 0) {
 				bool served = slot_served(c->fd);
 				if (c->len)
-					log_limit(served, CAUSE_SLOW,
+					log_limit(served,
 						  "closing a connection whose request was not "
 						  "complete within %d ms",
 						  timeout_ms);
 				else
-					log_limit(served, CAUSE_IDLE,
+					log_limit(served,
 						  "closing a connection that sent no request "
 						  "within %d ms",
 						  timeout_ms);
@@ -405,7 +405,7 @@ int ctl_write_all(int fd, const char *buf, size_t len)
 				break;
 			}
 			if (left <= 0) {
-				log_limit(slot_served(fd), CAUSE_STALL,
+				log_limit(slot_served(fd),
 					  "closing a connection whose client has not read its "
 					  "answer for %d ms",
 					  CTL_WRITE_STALL_MS);

@@ -330,6 +330,13 @@ int ctl_conn_read_line(struct ctl_conn *c, size_t max, int timeout_ms, char **li
 /* Writes all of buf (MSG_NOSIGNAL). 0 or -1 (errno). */
 int ctl_write_all(int fd, const char *buf, size_t len);
 
+/* The daemon's acceptor, before it starts a thread for connection fd: true
+ * if it may (the thread calls ctl_thread_done() at its end); false when as
+ * many threads as the connection table holds already run, and fd has been
+ * told "busy" and closed. */
+bool ctl_thread_admit(int fd);
+void ctl_thread_done(void);
+
 /* Serves one connection until EOF or error: a blocking loop for a thread
  * per connection. Callbacks must not return CTL_ASYNC here (they may block:
  * capture does). Sends "request too large" / timeout errors before closing.

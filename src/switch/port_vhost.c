@@ -73,7 +73,6 @@
 #include "switch/port.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdalign.h>
@@ -93,6 +92,7 @@
 #include "vnet/vhost_user.h"
 #include "vnet/vhost_user_backend.h"
 #include "util/cycles.h"
+#include "util/private_dir.h"
 
 #define VHU_RECONNECT_MAX_MS 1000u
 #define VHU_MAX_MSGS_PER_SERVICE 256
@@ -102,7 +102,6 @@
 /* Replies a front-end has not read, as the kernel counts them (about 1 KiB a
  * reply): a front-end that waits for its answers never gets near. */
 #define VHU_MAX_UNREAD_REPLY (32 * 1024)
-#define VHU_LOG_REPEAT_NS 60000000000ull
 
 struct busy_ctr {
 	alignas(64) atomic_uint n;
@@ -121,7 +120,7 @@ struct vhu_port {
 	struct vnet_vhu_reconnect rc;
 	bool connected;               /* control thread's view */
 	uint64_t connections, refused;
-	uint64_t refused_unlogged, refused_logged_ns;
+	struct vnet_log_limit refusal_log; /* burst 1: once a minute, with a count */
 	uint64_t partial_since_ns;    /* an incomplete message is waiting since; 0 = none */
 	char last_error[160];
 	/* connect/disconnect/refusal lines: a front-end reconnecting in a loop
@@ -233,19 +232,9 @@ static int vhu_open(struct sw_port *p, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	gid_t gid = (gid_t)-1;
-	if (group) {
-		struct group gr, *res = NULL;
-		char buf[4096];
-		char *end;
-		unsigned long g = strtoul(group, &end, 10);
-		if (*group && !*end) {
-			gid = (gid_t)g;
-		} else if (getgrnam_r(group, &gr, buf, sizeof(buf), &res) == 0 && res) {
-			gid = res->gr_gid;
-		} else {
-			snprintf(err, errlen, "vhost-user: no group '%s'", group);
-			return -EINVAL;
-		}
+	if (group && vnet_group_id(group, &gid) < 0) {
+		snprintf(err, errlen, "vhost-user: no group '%s'", group);
+		return -EINVAL;
 	}
 
 	/* alignas(64) members: calloc only promises 16 bytes, and with AVX the
@@ -262,6 +251,7 @@ static int vhu_open(struct sw_port *p, char *err, size_t errlen)
 	v->server = server;
 	v->queues = queues;
 	v->sock_mode = smode;
+	v->refusal_log.burst = 1;
 	v->listen_fd = -1;
 	v->dev.sock = -1;
 	atomic_init(&v->up, 0);
@@ -296,17 +286,9 @@ static int vhu_open(struct sw_port *p, char *err, size_t errlen)
 	}
 	if (server) {
 		char why[160];
-		v->listen_fd = vnet_vhu_listen(v->path, smode, why, sizeof(why));
+		v->listen_fd = vnet_vhu_listen_group(v->path, smode, gid, why, sizeof(why));
 		if (v->listen_fd < 0) {
 			snprintf(err, errlen, "vhost-user: %s", why);
-			free(v);
-			return -EINVAL;
-		}
-		if (gid != (gid_t)-1 && chown(v->path, (uid_t)-1, gid) < 0) {
-			snprintf(err, errlen, "vhost-user: cannot give %s to group %s: %s", v->path,
-				 group, strerror(errno));
-			close(v->listen_fd);
-			unlink(v->path);
 			free(v);
 			return -EINVAL;
 		}
@@ -344,23 +326,10 @@ static void vhu_accept(struct vhu_port *v)
 		if (v->connected) {
 			v->refused++;
 			close(s);
-			uint64_t t = vnet_mono_ns();
-			if (v->refused_logged_ns && t - v->refused_logged_ns < VHU_LOG_REPEAT_NS) {
-				v->refused_unlogged++;
-				continue;
-			}
-			if (v->refused_unlogged)
-				vnet_warn("vhost-user %s: refused %llu more connections on %s "
-					  "(one front-end at a time)",
-					  v->port->name, (unsigned long long)v->refused_unlogged + 1,
-					  v->path);
-			else
-				vnet_warn("vhost-user %s: refusing a second connection on %s "
-					  "(one front-end at a time; further refusals are "
-					  "counted, logged once a minute at most)",
-					  v->port->name, v->path);
-			v->refused_logged_ns = t;
-			v->refused_unlogged = 0;
+			vnet_log_limited(&v->refusal_log, VNET_LOG_WARN,
+					 "vhost-user %s: refusing a second connection on %s "
+					 "(one front-end at a time)",
+					 v->port->name, v->path);
 			continue;
 		}
 		vhu_attach(v, s);

@@ -371,7 +371,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	sd.ctl_fd = vnet_vhu_listen(sd.ctl_path, ctl_group ? 0660 : 0600, err, sizeof(err));
+	sd.ctl_fd = vnet_vhu_listen_group(sd.ctl_path, ctl_group ? 0660 : 0600, ctl_gid, err,
+					  sizeof(err));
 	if (sd.ctl_fd >= 0 && fcntl(sd.ctl_fd, F_SETFL, O_NONBLOCK) < 0) {
 		snprintf(err, sizeof(err), "O_NONBLOCK: %s", strerror(errno));
 		close(sd.ctl_fd);
@@ -379,14 +380,6 @@ int main(int argc, char **argv)
 	}
 	if (sd.ctl_fd < 0) {
 		vnet_err("switchd: control socket: %s", err);
-		return 1;
-	}
-	/* AT_SYMLINK_NOFOLLOW: a link swapped in since the bind gains nothing. */
-	if (ctl_group && fchownat(AT_FDCWD, sd.ctl_path, (uid_t)-1, ctl_gid, AT_SYMLINK_NOFOLLOW) < 0) {
-		vnet_err("switchd: cannot give the control socket %s to group %s: %s", sd.ctl_path,
-			 ctl_group, strerror(errno));
-		close(sd.ctl_fd);
-		unlink(sd.ctl_path);
 		return 1;
 	}
 	if (!foreground && daemon(0, 1) < 0) {

@@ -538,6 +538,7 @@ static void *ctl_thread(void *arg)
 	int fd = (int)(intptr_t)arg;
 	ctl_serve_connection(fd, &ctl_ops, ctl_sd);
 	close(fd);
+	ctl_thread_done();
 	return NULL;
 }
 
@@ -554,11 +555,15 @@ void sd_ctl_accept_pending(struct switchd *sd, int listen_fd)
 		int fd = vnet_vhu_accept(listen_fd);
 		if (fd < 0)
 			break; /* -EAGAIN: none left */
+		if (!ctl_thread_admit(fd))
+			continue; /* told "busy" and closed */
 		pthread_t t;
-		if (pthread_create(&t, NULL, ctl_thread, (void *)(intptr_t)fd) == 0)
+		if (pthread_create(&t, NULL, ctl_thread, (void *)(intptr_t)fd) == 0) {
 			pthread_detach(t);
-		else
+		} else {
 			close(fd);
+			ctl_thread_done();
+		}
 	}
 }
 

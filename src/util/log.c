@@ -79,23 +79,20 @@ void vnet_log(enum vnet_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The kind's slot; a new kind takes a free slot, else the one whose window
- * is oldest. */
+/* The kind's entry: its own, a free one, or (table full) the last one,
+ * shared by every kind that found no room. */
 static struct vnet_log_limit_kind *limit_kind(struct vnet_log_limit *limit, const void *key)
 {
-	struct vnet_log_limit_kind *free = NULL, *oldest = &limit->kind[0];
-	for (unsigned i = 0; i < VNET_LOG_LIMIT_KINDS; i++) {
+	for (unsigned i = 0; i + 1 < VNET_LOG_LIMIT_KINDS; i++) {
 		struct vnet_log_limit_kind *k = &limit->kind[i];
 		if (k->key == key)
 			return k;
-		if (!k->key && !free)
-			free = k;
-		if (k->window_start_ms < oldest->window_start_ms)
-			oldest = k;
+		if (!k->key) {
+			k->key = key;
+			return k;
+		}
 	}
-	struct vnet_log_limit_kind *k = free ? free : oldest;
-	*k = (struct vnet_log_limit_kind){.key = key};
-	return k;
+	return &limit->kind[VNET_LOG_LIMIT_KINDS - 1];
 }
 
 void vnet_vlog_limited(struct vnet_log_limit *limit, const void *kind, enum vnet_log_level level,
@@ -112,12 +109,13 @@ void vnet_vlog_limited(struct vnet_log_limit *limit, const void *kind, enum vnet
 	/* +1: 0 means "never used" */
 	unsigned long long now =
 		(unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000 + 1;
+	unsigned burst = limit->burst ? limit->burst : VNET_LOG_LIMIT_BURST;
 	struct vnet_log_limit_kind *k = limit_kind(limit, kind ? kind : fmt);
 	if (!k->window_start_ms || now - k->window_start_ms >= 60000) {
 		k->window_start_ms = now;
 		k->in_window = 0;
 	}
-	if (k->in_window >= VNET_LOG_LIMIT_BURST) {
+	if (k->in_window >= burst) {
 		k->suppressed++;
 		return;
 	}
@@ -127,7 +125,7 @@ void vnet_vlog_limited(struct vnet_log_limit *limit, const void *kind, enum vnet
 	if (k->suppressed)
 		vnet_log(level, "%s (%llu similar lines left out since the last one logged)", line,
 			 k->suppressed);
-	else if (k->in_window == VNET_LOG_LIMIT_BURST)
+	else if (k->in_window == burst)
 		vnet_log(level, "%s (more such lines this minute are left out)", line);
 	else
 		vnet_log(level, "%s", line);
@@ -139,5 +137,14 @@ void vnet_log_limited(struct vnet_log_limit *limit, enum vnet_log_level level, c
 	va_list ap;
 	va_start(ap, fmt);
 	vnet_vlog_limited(limit, fmt, level, fmt, ap);
+	va_end(ap);
+}
+
+void vnet_log_limited_as(struct vnet_log_limit *limit, const void *kind, enum vnet_log_level level,
+			 const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vnet_vlog_limited(limit, kind, level, fmt, ap);
 	va_end(ap);
 }

@@ -2,6 +2,7 @@
 #include "vnet/vhost_user.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -340,6 +341,11 @@ static void temp_name(const char *path, char *tmp, size_t len)
 
 int vnet_vhu_listen(const char *path, unsigned mode, char *err, size_t errlen)
 {
+	return vnet_vhu_listen_group(path, mode, (gid_t)-1, err, errlen);
+}
+
+int vnet_vhu_listen_group(const char *path, unsigned mode, gid_t gid, char *err, size_t errlen)
+{
 	struct sockaddr_un sa;
 	if (fill_addr(&sa, path) < 0)
 		return reason(err, errlen, -ENAMETOOLONG, "socket path %s is too long", path);
@@ -379,6 +385,15 @@ int vnet_vhu_listen(const char *path, unsigned mode, char *err, size_t errlen)
 		close(fd);
 		unlink(bound);
 		return reason(err, errlen, -e, "listen on %s: %s", bound, strerror(e));
+	}
+	/* The group too before the socket is reachable under its name (and
+	 * never through a link: AT_SYMLINK_NOFOLLOW). */
+	if (gid != (gid_t)-1 && fchownat(AT_FDCWD, bound, (uid_t)-1, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(bound);
+		return reason(err, errlen, -e, "cannot give %s to group %u: %s", path, (unsigned)gid,
+			      strerror(e));
 	}
 	/* rename() replaces, never follows, whatever is at path by now. */
 	if (tmp[0] && rename(tmp, path) < 0) {

@@ -47,16 +47,6 @@ static uint64_t offered_protocol_features(const struct vnet_vhu_dev *dev)
 static int fail(struct vnet_vhu_dev *dev, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void __attribute__((format(printf, 4, 5)))
-log_limited_as(struct vnet_vhu_dev *dev, const void *kind, enum vnet_log_level level,
-	       const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vnet_vlog_limited(dev->cfg.log_limit, kind, level, fmt, ap);
-	va_end(ap);
-}
-
 /* Records and logs why a request was refused; returns `code`. */
 static int fail(struct vnet_vhu_dev *dev, int code, const char *fmt, ...)
 {
@@ -66,10 +56,11 @@ static int fail(struct vnet_vhu_dev *dev, int code, const char *fmt, ...)
 	va_end(ap);
 	/* Each refusal (the caller's format) is its own kind of line. */
 	if (code < 0)
-		log_limited_as(dev, fmt, VNET_LOG_ERROR, "vhost-user %s: %s; closing connection",
-			       dev->name, dev->last_error);
+		vnet_log_limited_as(dev->cfg.log_limit, fmt, VNET_LOG_ERROR,
+				    "vhost-user %s: %s; closing connection", dev->name, dev->last_error);
 	else
-		log_limited_as(dev, fmt, VNET_LOG_WARN, "vhost-user %s: %s", dev->name, dev->last_error);
+		vnet_log_limited_as(dev->cfg.log_limit, fmt, VNET_LOG_WARN, "vhost-user %s: %s",
+				    dev->name, dev->last_error);
 	return code;
 }
 
