@@ -31,18 +31,11 @@ bg_forget() {
 	BG_PIDS=("${keep[@]}")
 }
 
-# stop_pid PID SIG SECS: signal, wait up to SECS, then SIGKILL; reaps it.
+# stop_pid PID SIG SECS: stop_wait (tests/lib/peers.sh), and forget it.
 stop_pid() {
-	local p=$1 i
-	[[ -n $p ]] || return 0
-	kill "-$2" "$p" 2>/dev/null
-	for ((i = 0; i < $3 * 20; i++)); do
-		kill -0 "$p" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
-	bg_forget "$p"
+	[[ -n $1 ]] || return 0
+	stop_wait "$@"
+	bg_forget "$1"
 }
 
 # wait_gone PID SECS: waits for PID to exit by itself; 1 if it did not.

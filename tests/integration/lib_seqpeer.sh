@@ -71,17 +71,11 @@ peer_kill9() {
 
 # peer_stop NAME: quiesce, then SIGTERM (its final summary) and reap.
 peer_stop() {
-	local p=${PEER_PIDS[$1]:-} i
+	local p=${PEER_PIDS[$1]:-}
 	[[ -n $p ]] || return 0
 	kill -USR2 "$p" 2>/dev/null
 	sleep 0.3
-	kill -TERM "$p" 2>/dev/null
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$p" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
+	stop_wait "$p" TERM 5
 	unset 'PEER_PIDS[$1]'
 }
 

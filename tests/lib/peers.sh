@@ -11,11 +11,24 @@
 #   testpmd_pmd_args        EAL -d args needed to load the vhost/virtio PMDs (empty on Debian 12:
 #                           EAL loads every plugin in its built-in pmds-23.0 dir by itself)
 #   testpmd_eal_args PREFIX common EAL args for a hugepage-less testpmd with its own --file-prefix
+#   stop_wait PID SIG SECS  send SIG, wait up to SECS for PID to end, then SIGKILL; reaps it
 #
 # Packages come from scripts/install-deps.sh (its list holds them all); as
 # non-root a missing package is reported and the caller should skip.
 
 _vnet_peers_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+stop_wait() {
+	local p=$1 i
+	[[ -n $p ]] || return 0
+	kill "-$2" "$p" 2>/dev/null
+	for ((i = 0; i < $3 * 20; i++)); do
+		kill -0 "$p" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+}
 
 vnet_skip() {
 	echo "1..0 # SKIP $*"
