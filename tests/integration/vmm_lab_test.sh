@@ -68,7 +68,7 @@ vnet_qemu_start "$log" --initrd "$labdir/l1.cpio.gz" --mem 2048 --qemu-arg -smp 
 vnet_qemu_wait_exit "$((budget - t_build))"
 t_run=$((SECONDS - t0 - t_build))
 echo "# build ${t_build}s, lab VM ${t_run}s (vmm=$kind)"
-tr -d '\r' <"$log" | grep -E '^(L1 lab:|LAB-RESULT)' | sed 's/^/# /'
+tr -d '\r' <"$log" | grep -E '^(L1 lab:|LAB-RESULT|LAB-ATTEMPT)' | sed 's/^/# /'
 
 for m in "${modes[@]}"; do
 	f=()

@@ -11,6 +11,8 @@
 #               bridge also has the tap vtap0 (the switch owns the tap)
 # and prints one line per run (definitions in tests/lab/README.md):
 #   LAB-RESULT mode=M run=N <L2 results, e.g. ping=5/5> boot_ms=B rc=R rss_kb=K ...
+# (a run whose nested guest reset before its /init is made once more; the
+# first try is printed as LAB-ATTEMPT with the same fields)
 # L2's console follows, prefixed "L2 M|". The L1 test's rc is the number of
 # failed runs (a run passes with rc=0 from the VMM and L2's test passing).
 #
@@ -138,8 +140,8 @@ sample_rss() {
 	fi
 }
 
-# run_vmm MODE RUN: boots L2, prints its console and the LAB-RESULT line;
-# returns 0 when the run passed.
+# run_vmm MODE RUN: boots L2, prints its console, sets result_line (what
+# follows "LAB-RESULT "); returns 0 when the run passed.
 run_vmm() {
 	mode=$1 run=$2
 	cmdline="console=ttyS0 reboot=k panic=-1 pci=conf1 vnet.ip=$l2ip/24 vnet.peer=$l1ip"
@@ -165,8 +167,9 @@ run_vmm() {
 		esac
 		set -- "$@" -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,vectors=0,romfile=
 	else
+		# info: a guest reset or a back-end event is on the console too
 		set -- vnet-vmm --kernel "$LAB/vmlinuz" --initrd "$LAB/l2.cpio.gz" --mem "${l2mem}M" \
-			--cmdline "$cmdline" --net "$netspec"
+			--cmdline "$cmdline" --net "$netspec" --log-level info
 	fi
 	echo "L1 $mode: $*"
 
@@ -208,10 +211,9 @@ run_vmm() {
 	# QEMU's debug-exit code is odd; a reset (reboot) with -no-reboot is 0.
 	[ "$kind" = qemu ] && [ $((rc & 1)) = 1 ] && rc=$((rc >> 1))
 
-	echo "LAB-RESULT mode=$mode run=$run$results boot_ms=${boot_ms:-none} rc=$rc rss_kb=${rss:-none}" \
-		"l2_rc=${l2_rc:-none}" \
-		"guest_kb=${rss_guest:-none} anon_kb=${rss_anon:-none}" \
-		"hwm_kb=${rss_hwm:-none} vmm=$kind raw_rc=$raw_rc"
+	result_line="mode=$mode run=$run$results boot_ms=${boot_ms:-none} rc=$rc rss_kb=${rss:-none}"
+	result_line="$result_line l2_rc=${l2_rc:-none} guest_kb=${rss_guest:-none} anon_kb=${rss_anon:-none}"
+	result_line="$result_line hwm_kb=${rss_hwm:-none} vmm=$kind raw_rc=$raw_rc"
 	[ "$rc" = 0 ] || return 1
 	if [ "$job" = ping ]; then
 		case " $results " in *" ping=5/5 "*) ;; *) return 1 ;; esac
@@ -241,7 +243,23 @@ for mode in $modes; do
 	r=1
 	while [ "$r" -le "$runs" ]; do
 		if net_setup "$mode"; then
-			run_vmm "$mode" "$r" || {
+			# A nested guest that resets before its /init (no VNET-BOOT, VMM
+			# exit 0) never reached the NIC: nested SVM under TCG does this
+			# now and then (seen only in vhost-user mode of ASan builds). The
+			# attempt is printed as LAB-ATTEMPT and the run is made once more.
+			run_vmm "$mode" "$r"
+			ok=$?
+			if [ "$ok" != 0 ] && [ -z "$boot_ms" ] && [ "$rc" = 0 ]; then
+				echo "LAB-ATTEMPT $result_line"
+				echo "L1 $mode: run $r: the nested guest reset before /init; once more"
+				net_teardown
+				if net_setup "$mode"; then
+					run_vmm "$mode" "$r"
+					ok=$?
+				fi
+			fi
+			echo "LAB-RESULT $result_line"
+			[ "$ok" = 0 ] || {
 				failed=$((failed + 1))
 				echo "L1 $mode: run $r failed; L1 kernel log (tail):"
 				dmesg | tail -n 15 | sed 's/^/L1 dmesg| /'
