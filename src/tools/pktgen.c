@@ -84,6 +84,9 @@ static void usage(FILE *f)
 		"  --poll             front-end: no kick/call eventfds (back-end polls)\n"
 		"  --wait S           give up if the peer is not ready within S (default 30)\n"
 		"  --delay S          wait S more seconds once the peer is ready before sending\n"
+		"  --start-on-kick    back-end: send on a queue pair only after the driver kicked its\n"
+		"                     RX ring (DPDK's virtio PMD drops what its RX ring holds when\n"
+		"                     it starts, then kicks)\n"
 		"  --json             machine-readable summary on stdout\n"
 		"  --log-level L      error|warn|info|debug\n"
 		"Defaults: backend listens (--server), frontend connects (--client).\n");
@@ -93,7 +96,7 @@ static int parse_opts(int argc, char **argv, struct pg_opts *o)
 {
 	enum { O_ROLE = 256, O_SOCKET, O_SERVER, O_CLIENT, O_QUEUES, O_MODE, O_SIZE, O_RATE,
 	       O_COUNT, O_DURATION, O_FLOWS, O_SRCMAC, O_DSTMAC, O_VLAN, O_SRCIP, O_DSTIP,
-	       O_VERIFY, O_IP, O_MAC, O_POLL, O_JSON, O_WAIT, O_LOG, O_DELAY, O_HELP, O_VERSION };
+	       O_VERIFY, O_IP, O_MAC, O_POLL, O_JSON, O_WAIT, O_LOG, O_DELAY, O_KICK, O_HELP, O_VERSION };
 	static const struct option long_opts[] = {
 		{"role", 1, 0, O_ROLE}, {"socket", 1, 0, O_SOCKET}, {"server", 0, 0, O_SERVER},
 		{"client", 0, 0, O_CLIENT}, {"queues", 1, 0, O_QUEUES}, {"mode", 1, 0, O_MODE},
@@ -103,7 +106,7 @@ static int parse_opts(int argc, char **argv, struct pg_opts *o)
 		{"src-ip", 1, 0, O_SRCIP}, {"dst-ip", 1, 0, O_DSTIP}, {"verify", 0, 0, O_VERIFY},
 		{"ip", 1, 0, O_IP}, {"mac", 1, 0, O_MAC}, {"poll", 0, 0, O_POLL},
 		{"json", 0, 0, O_JSON}, {"wait", 1, 0, O_WAIT}, {"log-level", 1, 0, O_LOG},
-		{"delay", 1, 0, O_DELAY},
+		{"delay", 1, 0, O_DELAY}, {"start-on-kick", 0, 0, O_KICK},
 		{"help", 0, 0, O_HELP}, {"version", 0, 0, O_VERSION}, {0, 0, 0, 0},
 	};
 	int server = -1;
@@ -172,6 +175,7 @@ static int parse_opts(int argc, char **argv, struct pg_opts *o)
 		case O_IP: if (vnet_parse_ipv4(optarg, &o->ip)) goto bad; break;
 		case O_VERIFY: o->verify = true; break;
 		case O_POLL: o->poll = true; break;
+		case O_KICK: o->start_on_kick = true; break;
 		case O_JSON: o->json = true; break;
 		case O_LOG: {
 			int l = vnet_log_parse_level(optarg);
@@ -486,8 +490,11 @@ static int run(struct pg_run *r)
 			ready = all_ready(r);
 			if (!ready) {
 				if (t > ready_deadline && !r->st.rx_packets && !r->st.tx_packets) {
-					vnet_err("pktgen: peer not ready on %s after %.0f s", o->socket,
-						 o->wait);
+					vnet_err("pktgen: peer not ready on %s after %.0f s%s", o->socket,
+						 o->wait,
+						 o->start_on_kick
+							 ? " (--start-on-kick: also waiting for a kick of its RX ring)"
+							 : "");
 					return 1;
 				}
 				struct timespec ts = {0, 1000000};

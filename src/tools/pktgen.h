@@ -39,6 +39,7 @@ struct pg_opts {
 	unsigned connect_timeout_ms;
 	double wait;              /* seconds to wait for the peer before giving up */
 	double delay;             /* seconds to wait once the peer is ready */
+	bool start_on_kick;       /* back-end: a queue pair is ready once its RX ring was kicked */
 };
 
 struct pg_port {

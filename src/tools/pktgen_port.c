@@ -27,6 +27,7 @@ struct backend {
 	struct vnet_pkt_pool pool;
 	struct vnet_pkt *held[PG_MAX_QUEUES][PG_BURST]; /* frames lent out by rx */
 	unsigned nheld[PG_MAX_QUEUES];
+	bool rx_kicked[PG_MAX_QUEUES]; /* --start-on-kick: the driver kicked RX */
 	struct vnet_vhu_reconnect reconnect;
 };
 
@@ -35,6 +36,7 @@ static void backend_disconnect(struct backend *b)
 	for (unsigned q = 0; q < PG_MAX_QUEUES; q++) {
 		vnet_pkt_free_burst(b->held[q], b->nheld[q]);
 		b->nheld[q] = 0;
+		b->rx_kicked[q] = false;
 	}
 	vnet_vhu_dev_fini(&b->dev);
 	b->connected = false;
@@ -87,12 +89,30 @@ static void backend_service(struct pg_port *p)
 	}
 }
 
+/* --start-on-kick: nothing here reads the kick eventfd, so once the driver
+ * has kicked the RX ring it stays readable; a polling driver (no kick fd)
+ * counts as kicked since there is nothing to wait for. */
+static bool rx_kicked(struct backend *b, unsigned qp)
+{
+	if (!b->rx_kicked[qp]) {
+		int fd = vnet_vhu_ring_kick_fd(&b->dev, 2 * qp);
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (fd < 0 || poll(&pfd, 1, 0) == 1) {
+			b->rx_kicked[qp] = true;
+			vnet_debug("pktgen: queue pair %u: %s", qp,
+				   fd < 0 ? "no RX kick fd (polling driver)" : "driver kicked RX");
+		}
+	}
+	return b->rx_kicked[qp];
+}
+
 static bool backend_ready(struct pg_port *p, unsigned qp)
 {
 	struct backend *b = (struct backend *)p;
 	return b->connected &&
 	       atomic_load(&b->dev.rings[2 * qp].state) == VNET_VHU_RING_ENABLED &&
-	       atomic_load(&b->dev.rings[2 * qp + 1].state) == VNET_VHU_RING_ENABLED;
+	       atomic_load(&b->dev.rings[2 * qp + 1].state) == VNET_VHU_RING_ENABLED &&
+	       (!p->opts->start_on_kick || rx_kicked(b, qp));
 }
 
 static int backend_rx(struct pg_port *p, unsigned qp, struct iovec *frames, unsigned n)

@@ -638,6 +638,37 @@ static int dispatch(struct vnet_vhu_dev *dev, struct vnet_vhu_msg *msg, int *fds
 	}
 }
 
+/* The message sequence at debug level: what a front-end did to a ring is the
+ * first question when its traffic goes missing.  Vring state and enable
+ * messages show ring and value (for GET_VRING_BASE the value returned). */
+static void trace_request(const struct vnet_vhu_dev *dev, const struct vnet_vhu_msg *msg, int served)
+{
+	if (vnet_log_get_level() < VNET_LOG_DEBUG)
+		return;
+	const char *name = vnet_vhu_request_name(msg->request);
+	const char *result = served < 0 ? " (refused)" : "";
+	switch (msg->request) {
+	case VHOST_USER_SET_VRING_NUM:
+	case VHOST_USER_SET_VRING_BASE:
+	case VHOST_USER_GET_VRING_BASE:
+	case VHOST_USER_SET_VRING_ENABLE:
+		vnet_debug("vhost-user %s: %s ring %u value %u%s", dev->name, name,
+			   msg->payload.state.index, msg->payload.state.num, result);
+		break;
+	case VHOST_USER_SET_VRING_ADDR:
+	case VHOST_USER_SET_VRING_KICK:
+	case VHOST_USER_SET_VRING_CALL:
+	case VHOST_USER_SET_VRING_ERR:
+		vnet_debug("vhost-user %s: %s ring %u%s", dev->name, name,
+			   msg->request == VHOST_USER_SET_VRING_ADDR ? msg->payload.addr.index
+								      : (unsigned)(msg->payload.u64 & VHOST_USER_VRING_IDX_MASK),
+			   result);
+		break;
+	default:
+		vnet_debug("vhost-user %s: %s%s", dev->name, name, result);
+	}
+}
+
 static int send_reply(struct vnet_vhu_dev *dev, struct vnet_vhu_msg *msg)
 {
 	msg->flags = VHOST_USER_VERSION | VHOST_USER_REPLY;
@@ -682,6 +713,7 @@ int vnet_vhu_dev_handle(struct vnet_vhu_dev *dev)
 	bool reply = false;
 	int served = dispatch(dev, &msg, fds, nfds, &reply);
 	vnet_vhu_close_fds(fds, nfds); /* whatever a handler did not take */
+	trace_request(dev, &msg, served);
 	if (served < 0)
 		return served;
 	if (reply)

@@ -296,7 +296,7 @@ struct vring_used_elem rawring_used_elem(const struct rawring *r, uint16_t i)
 
 /* ---- log capture ---- */
 
-#define TESTLOG_MAX 128
+#define TESTLOG_MAX 1024 /* room for the vhost-user message trace at debug level */
 #define TESTLOG_LINE 512
 
 static struct {

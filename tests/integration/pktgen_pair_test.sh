@@ -61,12 +61,33 @@ pair() {
 	fi
 }
 
-echo "1..10"
+echo "1..12"
 pair fe-to-be-1q 1 tx rx 200000
 pair be-to-fe-1q 1 rx tx 200000
 pair fe-to-be-2q 2 tx rx 200000
 pair be-to-fe-4q 4 rx tx 400000 --size 1518
 pair fe-to-be-4q-poll 4 tx rx 200000 --poll
+# --start-on-kick with a polling driver (no kick fd): nothing to wait for.
+pair be-to-fe-poll-start-on-kick 1 rx tx 200000 --poll --start-on-kick
+
+# --start-on-kick with a driver that does not kick RX (vnet's front-end posts
+# its buffers before the rings start): the back-end gives up after --wait
+# with a message naming the option, rather than sending or hanging.
+sock=$work/nokick.sock
+timeout 30 "$PKTGEN" --role backend --socket "$sock" --mode tx --count 1000 --start-on-kick \
+	--wait 2 --json >"$work/nokick.be" 2>"$work/nokick.be.err" &
+bpid=$!
+for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
+timeout 8 "$PKTGEN" --role frontend --socket "$sock" --mode rx --duration 3 --json \
+	>"$work/nokick.fe" 2>"$work/nokick.fe.err"
+wait "$bpid"
+brc=$?
+if [[ $brc == 1 && $(json "$work/nokick.be" tx_packets) == 0 ]] &&
+	grep -q "start-on-kick: also waiting for a kick of its RX ring" "$work/nokick.be.err"; then
+	ok "start-on-kick: a driver that never kicks RX gets no frames and a clear error (exit 1)"
+else
+	not_ok "start-on-kick without a kick: back-end rc=$brc" "$work/nokick.be" "$work/nokick.be.err"
+fi
 
 # Latency: the back-end echoes, the front-end times round trips.
 sock=$work/lat.sock
