@@ -538,9 +538,19 @@ jval() {
 # record FIG CASE IMPL RUN VALUE [KEY=VALUE...]: one sample (JSON line);
 # an empty VALUE records a failed run (never counted as 0). KEY=@JSON puts
 # raw JSON (e.g. an array); empty values are left out.
+# c2c_probe: core-to-core cache-line round trip between SUT_CPU and TP_CPU,
+# ns (bench_c2c; empty if it is missing). Taken as each sample is recorded,
+# once its peers have stopped (a probe beside busy pollers measures the
+# scheduler): the host moves this VM's vCPUs every few seconds, and a round
+# trip of ~65 ns (an L3 shared) or ~340 ns (not) moves every ring figure.
+c2c_probe() {
+	[[ -x ${C2C:-} ]] && "$C2C" "$SUT_CPU" "$TP_CPU" 20000 2>/dev/null
+}
+
 record() {
 	local fig=$1 cas=$2 impl=$3 run=$4 val=$5 kv v extra=
 	shift 5
+	set -- "$@" "c2c_ns=$(c2c_probe)"
 	for kv in "$@"; do
 		v=${kv#*=}
 		[[ -z $v ]] && continue

@@ -183,6 +183,7 @@ measure() {
 	sleep 1
 	rss_busy=$(rss_kb "$sw_pid")
 	stats=$(ctl port-stats 2>/dev/null)
+	pmd_stats=$(ctl pmd-stats 2>/dev/null)
 	tp_end
 	# testpmd's stdout is a file, fully buffered: read it once testpmd is gone.
 	read -r m_p0 m_p1 < <(last_rx_pps)
@@ -208,6 +209,7 @@ for c in $CASES; do
 		if [[ -n ${stats:-} && $r == 1 ]]; then
 			sed 's/^/pvp:     /' <<<"$stats"
 		fi
+		[[ -n ${pmd_stats:-} ]] && sed 's/^/pvp:     /' <<<"$pmd_stats"
 		[[ -z $rss_line ]] && rss_line="vnet-switchd VmRSS with 2 vhost-user ports: ${rss_idle} kB idle (testpmd attached), ${rss_busy} kB after traffic"
 	done
 	results[$c]=$(printf '%s\n' "${vals[@]}" | median)

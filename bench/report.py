@@ -43,6 +43,17 @@ FIGS = {
     "ring": ("bench_ring: split virtqueue round trip", "ns/chain", "low", []),
 }
 FIG_ORDER = ["dequeue", "enqueue", "switch", "latency", "cpu", "memory", "scaling", "ring"]
+# bench_c2c round trip (ns) below which the two CPUs share an L3 ("near"):
+# measured here ~60-75 ns near, ~200-350 ns far, nothing in between.
+C2C_NEAR_NS = 130
+
+
+def placement(s):
+    """'near' / 'far' from the sample's c2c_ns, None when not probed."""
+    c = s.get("c2c_ns")
+    if not isinstance(c, (int, float)):
+        return None
+    return "near" if c < C2C_NEAR_NS else "far"
 
 
 def load_samples(path):
@@ -91,24 +102,39 @@ def summarize(samples):
         for case, ss in cases.items():
             impls = {}
             by_run = {}
+            place = {}  # run -> impl -> near/far
             for s in ss:
-                st = impls.setdefault(s["impl"], {"values": [], "failed": 0, "runs": 0, "errors": []})
+                st = impls.setdefault(s["impl"], {"values": [], "failed": 0, "runs": 0, "errors": [],
+                                                  "placements": []})
                 st["runs"] += 1
                 if s.get("ok") and s.get("value") is not None:
                     st["values"].append(s["value"])
+                    st["placements"].append(placement(s))
                     by_run.setdefault(s["run"], {})[s["impl"]] = s["value"]
+                    place.setdefault(s["run"], {})[s["impl"]] = placement(s)
                 else:
                     st["failed"] += 1
                     if s.get("error"):
                         st["errors"].append(s["error"])
             for st in impls.values():
                 st["median"] = median(st["values"])
+                near = [v for v, p in zip(st["values"], st["placements"]) if p == "near"]
+                st["near_median"] = median(near)
+                st["near_runs"] = len(near)
             ratios = {}
             for a in anchors:
                 rv = [r[OURS] / r[a] for _, r in sorted(by_run.items())
                       if OURS in r and a in r and r[a]]
                 if rv:
                     ratios[a] = {"values": [round(x, 4) for x in rv], "median": median(rv)}
+                    # pairs whose two runs had the same vCPU placement: the
+                    # drift the alternation is meant to cancel, cancelled
+                    same = [r[OURS] / r[a] for run, r in sorted(by_run.items())
+                            if OURS in r and a in r and r[a]
+                            and place.get(run, {}).get(OURS) is not None
+                            and place[run].get(OURS) == place[run].get(a)]
+                    ratios[a]["matched"] = [round(x, 4) for x in same]
+                    ratios[a]["matched_median"] = median(same)
             entry = {"impls": impls, "ratios": ratios}
             if fig == "latency":  # pooled sub-window samples: p50 / p99
                 for impl, st in impls.items():
@@ -268,6 +294,9 @@ def markdown(meta, summary, main_only=False):
             r = f"{v / d:.2f}" if v and d else "–"
             lines.append(f"| {fig.capitalize()} | {case_label(fig, case)} | {fmt(v)} | {fmt(d)} | {r} |")
         lines.append("")
+    pl = placement_table(summary)
+    if pl:
+        lines += pl
     sw = summary.get("switch")
     if sw:
         ev = meta.get("perf_event", "task-clock")
@@ -314,14 +343,50 @@ def markdown(meta, summary, main_only=False):
     return "\n".join(lines) + "\n"
 
 
+def placement_table(summary):
+    """Ratios again, from the pairs whose two runs had the same placement."""
+    rows = []
+    for fig in FIG_ORDER:
+        for case in sorted(summary.get(fig, {}), key=case_key):
+            e = summary[fig][case]
+            for a, r in e["ratios"].items():
+                if "matched" not in r or not any(st.get("placements") and any(st["placements"])
+                                                for st in e["impls"].values()):
+                    continue
+                im = e["impls"]
+                near = lambda i: (f"{fmt(im[i]['near_median'])} ({im[i]['near_runs']}/{len(im[i]['values'])})"
+                                  if im.get(i, {}).get("near_median") is not None else "–")
+                m = r.get("matched_median")
+                rows.append(f"| {FIGS[fig][0]} | {case_label(fig, case)} | {IMPL_NAMES.get(a, a)} | "
+                            f"{r['median']:.2f} ({len(r['values'])}) | "
+                            f"{f'{m:.2f}' if m is not None else '–'} ({len(r['matched'])}) | "
+                            f"{near(OURS)} | {near(a)} |")
+    if not rows:
+        return []
+    return ["Placement: the host moves this VM's two vCPUs every few seconds between an SMT pair "
+            "(a cache-line round trip of ~27 ns), two cores that share an L3 (~65 ns) and two that "
+            "do not (~340 ns); every figure here is a ring shared across the two CPUs, and a far "
+            "placement about halves it. `bench_c2c` takes the round trip right after each sample "
+            f"(near: < {C2C_NEAR_NS} ns, far otherwise; ᶠ in the per-run values). As placement can "
+            "change inside a window, a sample's class is a hint, not a proof. Ratios from all pairs, "
+            "from the pairs whose two samples were classed alike, and each side's median over its "
+            "near samples:",
+            "",
+            "| Figure | Case | Anchor | vnet/anchor, all pairs (n) | pairs classed alike (n) | "
+            "vnet, near samples (n/all) | anchor, near samples (n/all) |",
+            "|---|---|---|---:|---:|---:|---:|"] + rows + [""]
+
+
 def runs_detail(summary):
     lines = ["", "<details><summary>Per-run values</summary>", "",
-             "| Figure | Case | Impl | Runs (failed: –) | Ratios vnet/impl |", "|---|---|---|---|---|"]
+             "| Figure | Case | Impl | Runs (failed: –; ᶠ: far placement) | Ratios vnet/impl |", "|---|---|---|---|---|"]
     for fig in FIG_ORDER:
         for case in sorted(summary.get(fig, {}), key=case_key):
             e = summary[fig][case]
             for impl, st in e["impls"].items():
-                vals = " ".join(fmt(v) for v in st["values"]) + (" –" * st["failed"])
+                pls = st.get("placements") or [None] * len(st["values"])
+                vals = " ".join(fmt(v) + ("ᶠ" if p == "far" else "")
+                                for v, p in zip(st["values"], pls)) + (" –" * st["failed"])
                 r = e["ratios"].get(impl)
                 rs = " ".join(f"{x:.2f}" for x in r["values"]) if r else ""
                 lines.append(f"| {fig} | {case} | {impl} | {vals} | {rs} |")

@@ -65,6 +65,7 @@ SWITCHD=$bdir/src/switch/vnet-switchd
 VNETCTL=$bdir/src/tools/vnetctl
 PKTGEN=$bdir/src/tools/vnet-pktgen
 RING=$bdir/bench/bench_ring
+C2C=$bdir/bench/bench_c2c
 
 want() { [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 

@@ -24,12 +24,12 @@
 #define PMD_POOL_PACKETS 2048
 #define PMD_SLEEP_MS 100 /* bound on a sleep, so stats and stop flags are seen */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+/* The forwarding core stamps flows and learned MACs with the time. Reading
+ * it per burst cost more than it looks: clock_gettime() reads the TSC behind
+ * an lfence, which waits for every ring load in flight. Once every
+ * PMD_CLOCK_ROUNDS rounds (and after each sleep) is exact enough for ages
+ * counted in seconds and "used" times shown in milliseconds. */
+#define PMD_CLOCK_ROUNDS 32
 
 static void capture_burst(struct sw_port *p, struct vnet_pkt **pkts, unsigned n)
 {
@@ -41,14 +41,14 @@ static void capture_burst(struct sw_port *p, struct vnet_pkt **pkts, unsigned n)
 
 /* Receives and forwards one burst; returns the number of packets received. */
 static unsigned poll_queue(struct sd_pmd *pmd, const struct sd_rxq *rq,
-			   struct vnet_pkt_pool *pool, struct sw_fwd_out *out)
+			   struct vnet_pkt_pool *pool, struct sw_fwd_out *out, uint64_t now)
 {
 	struct vnet_pkt *pkts[PMD_BURST];
 	unsigned n = rq->port->ops->rx(rq->port, rq->q, pool, pkts, PMD_BURST);
 	if (!n)
 		return 0;
 	capture_burst(rq->port, pkts, n);
-	unsigned taken = sw_forward_burst(&rq->br->ctx, rq->port->ofport, pkts, n, now_ns(), out);
+	unsigned taken = sw_forward_burst(&rq->br->ctx, rq->port->ofport, pkts, n, now, out);
 	for (unsigned i = 0; i < out->n_ports; i++) {
 		struct sw_fwd_out_port *op = &out->ports[i];
 		capture_burst(op->port, op->pkts, op->n);
@@ -125,12 +125,17 @@ static void *pmd_main(void *arg)
 	/* Running totals kept here and published with plain relaxed stores: one
 	 * writer, so no locked read-modify-write per round. */
 	uint64_t loops = 0, busy_loops = 0, packets = 0, busy_cycles = 0, idle_cycles = 0;
+	uint64_t now = 0;
+	bool clock_fresh = false; /* false after a sleep: read the clock again */
 	while (!atomic_load_explicit(&pmd->stop, memory_order_relaxed)) {
 		const struct sd_rxq_list *l = atomic_load_explicit(&pmd->rxqs, memory_order_acquire);
 		unsigned got = 0;
+		if (loops % PMD_CLOCK_ROUNDS == 0 || !clock_fresh)
+			now = vnet_mono_ns();
+		clock_fresh = true;
 		uint64_t c0 = vnet_cycles();
 		for (unsigned i = 0; l && i < l->n; i++)
-			got += poll_queue(pmd, &l->q[i], &pool, out);
+			got += poll_queue(pmd, &l->q[i], &pool, out, now);
 		uint64_t spent = vnet_cycles() - c0;
 		atomic_store_explicit(&pmd->loops, ++loops, memory_order_relaxed);
 		if (got) {
@@ -147,6 +152,7 @@ static void *pmd_main(void *arg)
 			/* busy, or configured never to sleep */
 		} else if (++idle >= sd->idle_spins) {
 			idle = 0;
+			clock_fresh = false;
 			if (l)
 				pmd_sleep(pmd, l);
 			else {
