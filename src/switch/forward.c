@@ -235,7 +235,16 @@ struct pkt_ctx {
 	uint64_t now;
 	unsigned nout;
 	unsigned ndrops;      /* drop events counted for this packet */
-	uint64_t *last_learn; /* (vlan, src) learnt last in this burst */
+	struct burst_fdb *fdb_seen; /* what this burst already asked the FDB */
+};
+
+/* A burst is mostly one conversation: one source to learn, one destination
+ * to look up. Tags are learn_tag()s, 0 when unset. Learning clears the
+ * remembered lookup, since the MAC just learnt may be a later destination. */
+struct burst_fdb {
+	uint64_t learnt;   /* (vlan, src) learnt last */
+	uint64_t dst;      /* (vlan, dst) looked up last */
+	uint16_t dst_port; /* its answer (0: unknown) */
 };
 
 static inline void drop_ev(struct pkt_ctx *c, enum sw_drop_reason r)
@@ -308,13 +317,19 @@ static void do_normal(struct pkt_ctx *c, uint32_t cur)
 	const struct vnet_flow_key *k = c->key;
 	if (!sw_mac_is_multicast(k->dl_src)) {
 		uint64_t t = learn_tag(vlan, k->dl_src);
-		if (*c->last_learn != t) {
+		if (c->fdb_seen->learnt != t) {
 			sw_fdb_learn(c->br->fdb, vlan, k->dl_src, c->in_port, c->now);
-			*c->last_learn = t;
+			c->fdb_seen->learnt = t;
+			c->fdb_seen->dst = 0;
 		}
 	}
 	if (!sw_mac_is_multicast(k->dl_dst)) {
-		uint16_t port = sw_fdb_lookup(c->br->fdb, vlan, k->dl_dst, c->now);
+		uint64_t d = learn_tag(vlan, k->dl_dst);
+		if (c->fdb_seen->dst != d) {
+			c->fdb_seen->dst_port = sw_fdb_lookup(c->br->fdb, vlan, k->dl_dst, c->now);
+			c->fdb_seen->dst = d;
+		}
+		uint16_t port = c->fdb_seen->dst_port;
 		if (port == c->in_port) {
 			drop_ev(c, SW_DROP_LOOP);
 			return;
@@ -351,7 +366,8 @@ unsigned sw_forward_burst(struct sw_bridge_ctx *br, uint16_t in_port, struct vne
 
 	const struct sw_flow_version *ver = sw_flow_table_current(br->flows);
 	struct sw_flow *acc_flow = NULL;
-	uint64_t acc_pkts = 0, acc_bytes = 0, last_learn = 0;
+	uint64_t acc_pkts = 0, acc_bytes = 0;
+	struct burst_fdb fdb_seen = {0};
 	struct vnet_flow_key prev_key;
 	struct sw_flow *prev_flow = NULL;
 	bool have_prev = false;
@@ -401,7 +417,7 @@ unsigned sw_forward_burst(struct sw_bridge_ctx *br, uint16_t in_port, struct vne
 
 		struct pkt_ctx c = {
 			.br = br, .out = out, .in_port = in_port, .in = in, .key = &key,
-			.now = now_ns, .last_learn = &last_learn,
+			.now = now_ns, .fdb_seen = &fdb_seen,
 		};
 		uint32_t cur = orig;
 		for (unsigned a = 0; a < nacts; a++) {

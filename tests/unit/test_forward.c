@@ -196,6 +196,29 @@ static void test_learning_then_unicast(void **state)
 	assert_int_equal(sw_fdb_count(e->fdb), 2);
 }
 
+/* The burst remembers its last FDB lookup; a source learnt inside the burst
+ * must not leave a stale answer for a later packet to that MAC. */
+static void test_burst_lookup_cache_follows_learning(void **state)
+{
+	struct env *e = *state;
+	plain_ports(e, 3);
+	assert_int_equal(sw_fdb_learn(e->fdb, 0, MAC[2], 2, NOW), SW_FDB_LEARNED);
+	struct vnet_pkt *b[5] = {
+		frame(e, MAC[3], MAC[1], -1, K_UDP), /* 3 unknown: flooded to 2, 3 */
+		frame(e, MAC[3], MAC[1], -1, K_UDP), /* same lookup: flooded again */
+		frame(e, MAC[3], MAC[3], -1, K_UDP), /* 3 learnt on port 1: a loop, dropped
+						      * (not flooded by the lookup above) */
+		frame(e, MAC[2], MAC[3], -1, K_UDP), /* to 2 */
+		frame(e, MAC[3], MAC[3], -1, K_UDP), /* a loop again */
+	};
+	assert_int_equal(fwd(e, 1, b, 5), 5);
+	assert_int_equal(sw_fdb_lookup(e->fdb, 0, MAC[3], NOW), 1);
+	assert_int_equal(n_to(e, 1), 0);
+	assert_int_equal(n_to(e, 2), 3);
+	assert_int_equal(n_to(e, 3), 2);
+	assert_int_equal(e->out->drops[SW_DROP_LOOP], 2);
+}
+
 static void test_broadcast_floods_copies_except_ingress(void **state)
 {
 	struct env *e = *state;
@@ -638,6 +661,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_learning_then_unicast),
+		T(test_burst_lookup_cache_follows_learning),
 		T(test_broadcast_floods_copies_except_ingress),
 		T(test_access_flood_stays_in_vlan),
 		T(test_access_port_drops_tagged),
