@@ -16,12 +16,14 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 static _Alignas(64) atomic_uint_fast64_t ball;
+static atomic_bool responder_failed;
 static unsigned long rounds;
 static int cpu_b;
 
@@ -37,8 +39,10 @@ static int pin(int cpu)
 static void *responder(void *arg)
 {
 	(void)arg;
-	if (pin(cpu_b))
+	if (pin(cpu_b)) {
+		atomic_store(&responder_failed, true);
 		return (void *)1;
+	}
 	for (uint64_t want = 1; want < 2 * rounds * 5; want += 2) {
 		while (atomic_load_explicit(&ball, memory_order_acquire) != want)
 			__builtin_ia32_pause();
@@ -65,8 +69,8 @@ int main(int argc, char **argv)
 	int cpu_a = argc > 2 ? atoi(argv[1]) : 0;
 	cpu_b = argc > 2 ? atoi(argv[2]) : 1;
 	rounds = argc > 3 ? strtoul(argv[3], NULL, 10) : 200000;
-	if (rounds == 0 || pin(cpu_a)) {
-		fprintf(stderr, "usage: bench_c2c [CPU_A CPU_B [ROUND_TRIPS]] (CPUs must be allowed)\n");
+	if (rounds == 0 || cpu_a == cpu_b || pin(cpu_a)) {
+		fprintf(stderr, "usage: bench_c2c [CPU_A CPU_B [ROUND_TRIPS]] (two different allowed CPUs)\n");
 		return 2;
 	}
 	pthread_t t;
@@ -81,11 +85,15 @@ int main(int argc, char **argv)
 		for (unsigned long i = 0; i < rounds; i++) {
 			atomic_store_explicit(&ball, ++v, memory_order_release);
 			++v;
-			while (atomic_load_explicit(&ball, memory_order_acquire) != v)
+			while (atomic_load_explicit(&ball, memory_order_acquire) != v) {
+				if (atomic_load_explicit(&responder_failed, memory_order_relaxed))
+					goto joined;
 				__builtin_ia32_pause();
+			}
 		}
 		batch[b] = (now_ns() - t0) / (double)rounds;
 	}
+joined:;
 	void *rc;
 	pthread_join(t, &rc);
 	if (rc) {

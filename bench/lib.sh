@@ -544,7 +544,7 @@ jval() {
 # scheduler): the host moves this VM's vCPUs every few seconds, and a round
 # trip of ~65 ns (an L3 shared) or ~340 ns (not) moves every ring figure.
 c2c_probe() {
-	[[ -x ${C2C:-} ]] && "$C2C" "$SUT_CPU" "$TP_CPU" 20000 2>/dev/null
+	[[ -x ${C2C:-} ]] && timeout 5 "$C2C" "$SUT_CPU" "$TP_CPU" 20000 2>/dev/null
 }
 
 record() {

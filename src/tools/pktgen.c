@@ -37,17 +37,19 @@ static void on_signal(int sig)
  */
 static uint64_t now_ns(void)
 {
-	static uint64_t base_ns, base_cycles;
-	static double ns_per_cycle;
-	if (!ns_per_cycle) {
+#if defined(__x86_64__) || defined(__i386__)
+	static uint64_t base_cycles;
+	static double base_ns, ns_per_cycle = -1;
+	if (ns_per_cycle < 0) {
 		uint64_t hz = vnet_cycles_hz();
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		base_cycles = vnet_cycles();
-		base_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-		ns_per_cycle = hz ? 1e9 / (double)hz : 1.0;
+		vnet_clock_tsc_pair(&base_ns, &base_cycles);
+		/* a failed calibration: keep to the system clock */
+		ns_per_cycle = hz >= 1000000 ? 1e9 / (double)hz : 0;
 	}
-	return base_ns + (uint64_t)((double)(vnet_cycles() - base_cycles) * ns_per_cycle);
+	if (ns_per_cycle > 0)
+		return (uint64_t)(base_ns + (double)(vnet_cycles() - base_cycles) * ns_per_cycle);
+#endif
+	return vnet_mono_ns();
 }
 
 struct pg_stats {
@@ -61,7 +63,7 @@ struct pg_stats {
 	uint64_t *rtt_ns;       /* latency samples */
 	uint64_t nrtt, rtt_cap;
 	uint64_t busy_cycles;   /* TSC cycles of rounds that moved frames */
-	uint64_t busy_rounds;   /* rounds that moved frames: frames per round = burst size */
+	uint64_t busy_rounds;   /* rounds that moved frames (a round polls every queue pair) */
 };
 
 struct pg_run {

@@ -28,6 +28,7 @@ struct backend {
 	struct vnet_pkt *held[PG_MAX_QUEUES][PG_BURST]; /* frames lent out by rx */
 	unsigned nheld[PG_MAX_QUEUES];
 	bool rx_kicked[PG_MAX_QUEUES]; /* --start-on-kick: the driver kicked RX */
+	bool kick_wait_logged[PG_MAX_QUEUES];
 	struct vnet_vhu_reconnect reconnect;
 };
 
@@ -109,10 +110,23 @@ static bool rx_kicked(struct backend *b, unsigned qp)
 static bool backend_ready(struct pg_port *p, unsigned qp)
 {
 	struct backend *b = (struct backend *)p;
-	return b->connected &&
-	       atomic_load(&b->dev.rings[2 * qp].state) == VNET_VHU_RING_ENABLED &&
-	       atomic_load(&b->dev.rings[2 * qp + 1].state) == VNET_VHU_RING_ENABLED &&
-	       (!p->opts->start_on_kick || rx_kicked(b, qp));
+	if (!b->connected ||
+	    atomic_load(&b->dev.rings[2 * qp].state) != VNET_VHU_RING_ENABLED ||
+	    atomic_load(&b->dev.rings[2 * qp + 1].state) != VNET_VHU_RING_ENABLED) {
+		/* A ring stopped and started again on the same connection (a port
+		 * restart) must be kicked again. */
+		b->rx_kicked[qp] = false;
+		b->kick_wait_logged[qp] = false;
+		return false;
+	}
+	if (!p->opts->start_on_kick || rx_kicked(b, qp))
+		return true;
+	if (!b->kick_wait_logged[qp]) {
+		b->kick_wait_logged[qp] = true;
+		vnet_info("pktgen: queue pair %u: rings enabled, waiting for the driver to kick RX "
+			  "(--start-on-kick)", qp);
+	}
+	return false;
 }
 
 static int backend_rx(struct pg_port *p, unsigned qp, struct iovec *frames, unsigned n)

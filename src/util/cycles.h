@@ -38,19 +38,43 @@ static inline uint64_t vnet_cycles(void)
 #endif
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* One (CLOCK_MONOTONIC, TSC) pair read close together: of a few tries, the
+ * one whose clock reads bracket the TSC read most tightly, so a preemption
+ * between the two reads cannot skew the calibration (or an anchor). */
+static inline void vnet_clock_tsc_pair(double *ns, uint64_t *tsc)
+{
+	double best = -1;
+	*ns = 0;
+	*tsc = 0;
+	for (int i = 0; i < 8; i++) {
+		struct timespec a, b;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		uint64_t c = __rdtsc();
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		double ta = (double)a.tv_sec * 1e9 + (double)a.tv_nsec;
+		double tb = (double)b.tv_sec * 1e9 + (double)b.tv_nsec;
+		if (best < 0 || tb - ta < best) {
+			best = tb - ta;
+			*ns = (ta + tb) / 2;
+			*tsc = c;
+		}
+	}
+}
+#endif
+
 static inline uint64_t vnet_cycles_hz(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	static uint64_t hz;
 	if (!hz) {
-		struct timespec a, b, d = {0, 20000000};
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		uint64_t c0 = __rdtsc();
+		struct timespec d = {0, 20000000};
+		double ns0 = 0, ns1 = 0;
+		uint64_t c0 = 0, c1 = 0;
+		vnet_clock_tsc_pair(&ns0, &c0);
 		nanosleep(&d, NULL);
-		uint64_t c1 = __rdtsc();
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		double ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
-		hz = ns > 0 ? (uint64_t)((double)(c1 - c0) * 1e9 / ns) : 1;
+		vnet_clock_tsc_pair(&ns1, &c1);
+		hz = ns1 > ns0 && c1 > c0 ? (uint64_t)((double)(c1 - c0) * 1e9 / (ns1 - ns0)) : 1;
 	}
 	return hz;
 #else

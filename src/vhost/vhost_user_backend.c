@@ -646,7 +646,8 @@ static void trace_request(const struct vnet_vhu_dev *dev, const struct vnet_vhu_
 	if (vnet_log_get_level() < VNET_LOG_DEBUG)
 		return;
 	const char *name = vnet_vhu_request_name(msg->request);
-	const char *result = served < 0 ? " (refused)" : "";
+	const char *result = served < 0 ? " (refused, connection dropped)"
+			     : served != SERVED_OK ? " (refused)" : "";
 	switch (msg->request) {
 	case VHOST_USER_SET_VRING_NUM:
 	case VHOST_USER_SET_VRING_BASE:
@@ -659,9 +660,12 @@ static void trace_request(const struct vnet_vhu_dev *dev, const struct vnet_vhu_
 	case VHOST_USER_SET_VRING_KICK:
 	case VHOST_USER_SET_VRING_CALL:
 	case VHOST_USER_SET_VRING_ERR:
-		vnet_debug("vhost-user %s: %s ring %u%s", dev->name, name,
+		vnet_debug("vhost-user %s: %s ring %u%s%s", dev->name, name,
 			   msg->request == VHOST_USER_SET_VRING_ADDR ? msg->payload.addr.index
 								      : (unsigned)(msg->payload.u64 & VHOST_USER_VRING_IDX_MASK),
+			   msg->request != VHOST_USER_SET_VRING_ADDR &&
+					   (msg->payload.u64 & VHOST_USER_VRING_NOFD)
+				   ? " (no fd)" : "",
 			   result);
 		break;
 	default:

@@ -327,8 +327,10 @@ if ! over_budget $t "$name"; then
 	tp_start t7 "net_virtio_user0,path=$sock,queue_size=256,server=1" --forward-mode=rxonly
 	wait_sock "$sock" 15 "$tp_pid" || fail "testpmd did not create $sock"
 	# testpmd's server-mode virtio-user flushes its RX ring when the port
-	# starts, too (header): pktgen sends once it has kicked RX.
-	pg_start t7 --role backend --client --socket "$sock" --mode tx --count "$N" --start-on-kick
+	# starts, too (header). It may kick RX before pktgen connects (its kick
+	# eventfd is the same across the reconnect), so the kick alone may not
+	# mark the flush as done: pktgen also waits 1 s more, as before.
+	pg_start t7 --role backend --client --socket "$sock" --mode tx --count "$N" --start-on-kick --delay 1
 	wait_exit "$pg_pid" 40
 	pg_rc=$?
 	sleep 1

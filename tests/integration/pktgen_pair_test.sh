@@ -71,11 +71,12 @@ pair fe-to-be-4q-poll 4 tx rx 200000 --poll
 pair be-to-fe-poll-start-on-kick 1 rx tx 200000 --poll --start-on-kick
 
 # --start-on-kick with a driver that does not kick RX (vnet's front-end posts
-# its buffers before the rings start): the back-end gives up after --wait
-# with a message naming the option, rather than sending or hanging.
+# its buffers before the rings start): the back-end, its rings enabled, gives
+# up after --wait with a message naming the option, rather than sending or
+# hanging.
 sock=$work/nokick.sock
 timeout 30 "$PKTGEN" --role backend --socket "$sock" --mode tx --count 1000 --start-on-kick \
-	--wait 2 --json >"$work/nokick.be" 2>"$work/nokick.be.err" &
+	--wait 2 --json --log-level info >"$work/nokick.be" 2>"$work/nokick.be.err" &
 bpid=$!
 for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
 timeout 8 "$PKTGEN" --role frontend --socket "$sock" --mode rx --duration 3 --json \
@@ -83,6 +84,7 @@ timeout 8 "$PKTGEN" --role frontend --socket "$sock" --mode rx --duration 3 --js
 wait "$bpid"
 brc=$?
 if [[ $brc == 1 && $(json "$work/nokick.be" tx_packets) == 0 ]] &&
+	grep -q "rings enabled, waiting for the driver to kick RX" "$work/nokick.be.err" &&
 	grep -q "start-on-kick: also waiting for a kick of its RX ring" "$work/nokick.be.err"; then
 	ok "start-on-kick: a driver that never kicks RX gets no frames and a clear error (exit 1)"
 else
