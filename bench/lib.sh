@@ -535,9 +535,6 @@ jval() {
 	fi
 }
 
-# record FIG CASE IMPL RUN VALUE [KEY=VALUE...]: one sample (JSON line);
-# an empty VALUE records a failed run (never counted as 0). KEY=@JSON puts
-# raw JSON (e.g. an array); empty values are left out.
 # c2c_probe: core-to-core cache-line round trip between SUT_CPU and TP_CPU,
 # ns (bench_c2c; empty if it is missing). Taken as each sample is recorded,
 # once its peers have stopped (a probe beside busy pollers measures the
@@ -547,6 +544,9 @@ c2c_probe() {
 	[[ -x ${C2C:-} ]] && timeout 5 "$C2C" "$SUT_CPU" "$TP_CPU" 20000 2>/dev/null
 }
 
+# record FIG CASE IMPL RUN VALUE [KEY=VALUE...]: one sample (JSON line) with
+# its c2c_ns; an empty VALUE records a failed run (never counted as 0).
+# KEY=@JSON puts raw JSON (e.g. an array); empty values are left out.
 record() {
 	local fig=$1 cas=$2 impl=$3 run=$4 val=$5 kv v extra=
 	shift 5

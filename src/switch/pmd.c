@@ -126,13 +126,11 @@ static void *pmd_main(void *arg)
 	 * writer, so no locked read-modify-write per round. */
 	uint64_t loops = 0, busy_loops = 0, packets = 0, busy_cycles = 0, idle_cycles = 0;
 	uint64_t now = 0;
-	bool clock_fresh = false; /* false after a sleep: read the clock again */
 	while (!atomic_load_explicit(&pmd->stop, memory_order_relaxed)) {
 		const struct sd_rxq_list *l = atomic_load_explicit(&pmd->rxqs, memory_order_acquire);
 		unsigned got = 0;
-		if (loops % PMD_CLOCK_ROUNDS == 0 || !clock_fresh)
+		if (loops % PMD_CLOCK_ROUNDS == 0)
 			now = vnet_mono_ns();
-		clock_fresh = true;
 		uint64_t c0 = vnet_cycles();
 		for (unsigned i = 0; l && i < l->n; i++)
 			got += poll_queue(pmd, &l->q[i], &pool, out, now);
@@ -152,7 +150,6 @@ static void *pmd_main(void *arg)
 			/* busy, or configured never to sleep */
 		} else if (++idle >= sd->idle_spins) {
 			idle = 0;
-			clock_fresh = false;
 			if (l)
 				pmd_sleep(pmd, l);
 			else {
@@ -161,6 +158,7 @@ static void *pmd_main(void *arg)
 				poll(&pfd, 1, PMD_SLEEP_MS);
 				sw_rcu_online(&pmd->rcu);
 			}
+			now = vnet_mono_ns(); /* a sleep may have lasted PMD_SLEEP_MS */
 		}
 		/* Nothing from the RCU-protected tables is held across this point. */
 		sw_quiesce(&pmd->rcu);

@@ -37,7 +37,8 @@ static void backend_disconnect(struct backend *b)
 	for (unsigned q = 0; q < PG_MAX_QUEUES; q++) {
 		vnet_pkt_free_burst(b->held[q], b->nheld[q]);
 		b->nheld[q] = 0;
-		b->rx_kicked[q] = false;
+		b->rx_kicked[q] = false; /* the next front-end brings its own kick fds */
+		b->kick_wait_logged[q] = false;
 	}
 	vnet_vhu_dev_fini(&b->dev);
 	b->connected = false;
