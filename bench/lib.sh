@@ -128,12 +128,16 @@ tp_show() {
 # between two stats shows; sets tp_block (the show that ends it, for tp_pps),
 # with a PID cpu_ms (perf stat $PERF_EVENT over the window: ms of CPU, or
 # Mcycles), with an IMPL the switch's own busy-cycle counters (cyc_mark/cyc_take).
+# With TP_OWN_CYCLES=1 (testpmd NAME runs with --record-core-cycles) it also
+# sets tp_own_fshow: the forward-statistics show of NAME's own busy cycles over
+# the window (tp_fwd_cycles NAME tp_own_fshow, once NAME quit).
 tp_window() {
 	local name=$1 ppid=${2:-} impl=${3:-} pf=$WORK/perf.out
-	cpu_ms=
+	cpu_ms= tp_own_fshow=
 	sleep "$WARMUP"
 	tp_show "$name" || return 1
 	[[ -n $impl ]] && cyc_mark "$impl"
+	[[ ${TP_OWN_CYCLES:-0} == 1 ]] && tp_cmd "$name" "clear fwd stats all"
 	if [[ -n $ppid && -n ${PERF_EVENT:-} ]]; then
 		rm -f "$pf"
 		perf stat -x, -e "$PERF_EVENT" -o "$pf" -p "$ppid" -- sleep "$WINDOW" >/dev/null 2>&1
@@ -142,6 +146,10 @@ tp_window() {
 	fi
 	tp_show "$name" || return 1
 	[[ -n $impl ]] && cyc_take "$impl"
+	if [[ ${TP_OWN_CYCLES:-0} == 1 ]] && tp_cmd "$name" "show fwd stats all"; then
+		TP_FSHOWS[$name]=$((${TP_FSHOWS[$name]:-0} + 1))
+		tp_own_fshow=${TP_FSHOWS[$name]}
+	fi
 	tp_block=${TP_SHOWS[$name]}
 	if [[ -n $ppid && -s $pf ]]; then
 		# task-clock: msec; cycles: count (reported in millions)
@@ -196,7 +204,7 @@ tp_pps_ports() {
 # iterations that received frames). cyc_take sets cyc_busy and cyc_pkts (the
 # differences over the window) for vnet and OVS; testpmd prints to its log,
 # read after it quit: cyc_take appends the show's index to CYC_TP_SHOWS and
-# tp_fwd_cycles NAME INDEX gives "cycles packets" later.
+# tp_fwd_cycles NAME INDEX gives "cycles packets MHz" later.
 
 CYC_VNET0=
 CYC_TP_SHOWS=()
@@ -240,25 +248,43 @@ cyc_take() {
 	esac
 }
 
+# own_cycles NAME INDEX: testpmd NAME's own busy cycles per packet over the
+# window of tp_own_fshow INDEX (after NAME quit) and the rate those cycles
+# allow on its one core: sets own_cpp and own_cap_mpps (empty if unknown).
+own_cycles() {
+	own_cpp='' own_cap_mpps=''
+	[[ -n ${2:-} ]] || return 0
+	local c p mhz
+	read -r c p mhz < <(tp_fwd_cycles "$1" "$2")
+	own_cpp=$(cyc_per_pkt "$c" "$p")
+	[[ -n $own_cpp && -n $mhz ]] &&
+		own_cap_mpps=$(awk -v m="$mhz" -v c="$own_cpp" 'BEGIN { if (c > 0) printf "%.2f", m / c }')
+	return 0
+}
+
 # cyc_per_pkt BUSY PKTS
 cyc_per_pkt() {
 	[[ -n $1 && -n $2 && $2 != 0 ]] || return 0
 	awk -v c="$1" -v p="$2" 'BEGIN { printf "%.1f", c / p }'
 }
 
-# tp_fwd_cycles NAME INDEX: "cycles packets" from the INDEX-th forward
-# statistics testpmd printed (after it quit; empty if that block has no
-# "CPU cycles/packet" line, i.e. no packets).
+# tp_fwd_cycles NAME INDEX: "cycles packets MHz" from the INDEX-th forward
+# statistics testpmd printed for "show fwd stats all" (after it quit; empty if
+# that block has no "CPU cycles/packet" line, i.e. no packets). The blocks a
+# "stop" prints (between "Telling cores to stop" and "Done.") do not count.
 tp_fwd_cycles() {
 	sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "${TP_LOG[$1]}" 2>/dev/null | awk -v want="$2" '
-		/Accumulated forward statistics/ { n++ }
-		n == want && /CPU cycles\/packet=/ {
+		/Telling cores to stop/ { stopping = 1 }
+		/^Done\./ { stopping = 0 }
+		/Accumulated forward statistics/ && !stopping { n++ }
+		!stopping && n == want && /CPU cycles\/packet=/ {
 			for (i = 1; i <= NF; i++) {
 				if ($i ~ /^cycles=/) { c = substr($i, 8) }
 				if ($i ~ /^packets=/) { p = substr($i, 9) }
+				if ($i == "MHz") { mhz = $(i - 1) }
 			}
 			gsub(/[^0-9]/, "", c); gsub(/[^0-9]/, "", p)
-			print c, p; exit
+			print c, p, mhz; exit
 		}'
 }
 

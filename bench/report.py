@@ -145,7 +145,8 @@ def summarize(samples):
                     st["n_samples"] = len(pool)
             if fig in ("switch", "cpu", "dequeue", "enqueue"):
                 for impl, st in impls.items():
-                    for k in ("cpu_per_pkt", "cycles_per_pkt"):
+                    for k in ("cpu_per_pkt", "cycles_per_pkt", "driver_cycles_per_pkt",
+                              "driver_cap_mpps"):
                         vals = [s[k] for s in ss if s["impl"] == impl and s.get("ok")
                                 and isinstance(s.get(k), (int, float))]
                         st[k + "_median"] = median(vals)
@@ -158,6 +159,15 @@ def summarize(samples):
                         st[k + "_median"] = median(vals)
             summary[fig][case] = entry
     return summary
+
+
+def driver_medians(impls):
+    """The testpmd on the other side, whatever the implementation under test:
+    the median over the implementations of their median driver cycles per
+    packet and of the rate those cycles allow."""
+    def over(k):
+        return median([st[k] for st in impls.values() if isinstance(st.get(k), (int, float))])
+    return over("driver_cycles_per_pkt_median"), over("driver_cap_mpps_median")
 
 
 def fmt(v, unit=""):
@@ -283,16 +293,22 @@ def markdown(meta, summary, main_only=False):
                      "handler's own count (vnet-pktgen: rounds that moved frames; testpmd "
                      "`--record-core-cycles`: iterations that moved frames). When both handlers reach "
                      "the rate the testpmd on the other side can offer or take, this is the figure "
-                     "that tells them apart:")
+                     "that tells them apart. The testpmd on the other side (txonly source, rxonly "
+                     "sink) counts its own busy cycles too (`--record-core-cycles`); its clock "
+                     "divided by them is the most it could offer or take on its core (the median over "
+                     "both handlers of each one's median):")
         lines.append("")
-        lines.append("| Figure | Case | vnet cycles | DPDK cycles | vnet/DPDK (lower is better) |")
-        lines.append("|---|---|---:|---:|---:|")
+        lines.append("| Figure | Case | vnet cycles | DPDK cycles | vnet/DPDK (lower is better) "
+                     "| testpmd source/sink cycles | its ceiling, Mpps |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|")
         for fig, case in hc:
             im = summary[fig][case]["impls"]
             v = im.get("vnet", {}).get("cycles_per_pkt_median")
             d = im.get("dpdk", {}).get("cycles_per_pkt_median")
             r = f"{v / d:.2f}" if v and d else "–"
-            lines.append(f"| {fig.capitalize()} | {case_label(fig, case)} | {fmt(v)} | {fmt(d)} | {r} |")
+            dc, cap = driver_medians(im)
+            lines.append(f"| {fig.capitalize()} | {case_label(fig, case)} | {fmt(v)} | {fmt(d)} | {r} "
+                         f"| {fmt(dc)} | {fmt(cap)} |")
         lines.append("")
     pl = placement_table(summary)
     if pl:
@@ -305,16 +321,22 @@ def markdown(meta, summary, main_only=False):
                      "from each switch's own counters (vnet `vnetctl pmd-stats`, OVS "
                      "`dpif-netdev/pmd-stats-show` processing cycles, testpmd `--record-core-cycles`), "
                      f"and `perf stat -e {ev}` on the whole switch process ({unit} per packet; a "
-                     "busy-polling PMD burns its core, so at saturation this is about 1e9 / rate):")
+                     "busy-polling PMD burns its core, so at saturation this is about 1e9 / rate). "
+                     "The driver (testpmd io-fwd over two virtio-user ports) counts its own busy "
+                     "cycles per packet the same way; its clock divided by them is the loop rate "
+                     "the driver could carry on its core whatever the switch (the median over the "
+                     "switches of each one's median):")
         lines.append("")
         lines.append("| Case | vnet cycles | DPDK cycles | OVS cycles | vnet " + unit + " | DPDK " + unit
-                     + " | OVS " + unit + " |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|")
+                     + " | OVS " + unit + " | driver cycles | driver ceiling, Mpps |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for case in sorted(sw, key=case_key):
             im = sw[case]["impls"]
             cy = [fmt(im[i].get("cycles_per_pkt_median")) if i in im else "–" for i in ("vnet", "dpdk", "ovs")]
             cp = [fmt(im[i].get("cpu_per_pkt_median")) if i in im else "–" for i in ("vnet", "dpdk", "ovs")]
-            lines.append(f"| {case_label('switch', case)} | " + " | ".join(cy + cp) + " |")
+            dc, cap = driver_medians(im)
+            lines.append(f"| {case_label('switch', case)} | " + " | ".join(cy + cp) +
+                         f" | {fmt(dc)} | {fmt(cap)} |")
         lines.append("")
     notes = [
         "Traffic source and sink: DPDK 22.11 `dpdk-testpmd` (`--no-huge -m 256 --single-file-segments "

@@ -212,10 +212,11 @@ dequeue_run() { # IMPL RUN SIZE
 		wait_sock "$sock" 10 || { tp_stop sut; fail_cases dequeue "$impl" "$run" "no net_vhost socket" "$size"; return; }
 		;;
 	esac
+	local own=''
 	if tp_start drv "$TP_CPU" 1 "$TP_MEM" "$(vu_vdev 0 "$sock")" -- --forward-mode=txonly \
-		--total-num-mbufs=16384 --txpkts="$size"; then
+		--total-num-mbufs=16384 --txpkts="$size" --record-core-cycles; then
 		tp_cmd drv start
-		tp_window drv "" "$([[ $impl == dpdk ]] && echo dpdk)" && b=$tp_block
+		TP_OWN_CYCLES=1 tp_window drv "" "$([[ $impl == dpdk ]] && echo dpdk)" && b=$tp_block own=$tp_own_fshow
 		tp_cmd drv stop
 	fi
 	tp_stop drv
@@ -223,8 +224,10 @@ dequeue_run() { # IMPL RUN SIZE
 	tp_stop sut
 	[[ -n $b ]] && v=$(mpps "$(tp_pps drv "$b" tx)")
 	[[ -n $v ]] && cpp=$(handler_cycles "$impl" rx_packets)
-	record dequeue "$size" "$impl" "$run" "$v" "cycles_per_pkt=$cpp"
-	show dequeue "$size B" "$impl" "$run" "$v" "Mpps (${cpp:-?} busy cycles per pkt in the handler)"
+	own_cycles drv "$own"
+	record dequeue "$size" "$impl" "$run" "$v" "cycles_per_pkt=$cpp" \
+		"driver_cycles_per_pkt=$own_cpp" "driver_cap_mpps=$own_cap_mpps"
+	show dequeue "$size B" "$impl" "$run" "$v" "Mpps (${cpp:-?} busy cycles per pkt in the handler; source ${own_cpp:-?})"
 }
 
 fig_dequeue() {
@@ -254,19 +257,22 @@ enqueue_run() { # IMPL RUN SIZE
 		wait_sock "$sock" 10 || { tp_stop sut; fail_cases enqueue "$impl" "$run" "no net_vhost socket" "$size"; return; }
 		;;
 	esac
+	local own=''
 	if tp_start drv "$TP_CPU" 1 "$TP_MEM" "$(vu_vdev 0 "$sock")" -- --forward-mode=rxonly \
-		--total-num-mbufs=16384; then
+		--total-num-mbufs=16384 --record-core-cycles; then
 		tp_cmd drv start
 		[[ $impl == dpdk ]] && tp_cmd sut start
-		tp_window drv "" "$([[ $impl == dpdk ]] && echo dpdk)" && b=$tp_block
+		TP_OWN_CYCLES=1 tp_window drv "" "$([[ $impl == dpdk ]] && echo dpdk)" && b=$tp_block own=$tp_own_fshow
 	fi
 	tp_stop drv
 	pg_stop sut
 	tp_stop sut
 	[[ -n $b ]] && v=$(mpps "$(tp_pps drv "$b" rx)")
 	[[ -n $v ]] && cpp=$(handler_cycles "$impl" tx_packets)
-	record enqueue "$size" "$impl" "$run" "$v" "cycles_per_pkt=$cpp"
-	show enqueue "$size B" "$impl" "$run" "$v" "Mpps (${cpp:-?} busy cycles per pkt in the handler)"
+	own_cycles drv "$own"
+	record enqueue "$size" "$impl" "$run" "$v" "cycles_per_pkt=$cpp" \
+		"driver_cycles_per_pkt=$own_cpp" "driver_cap_mpps=$own_cap_mpps"
+	show enqueue "$size B" "$impl" "$run" "$v" "Mpps (${cpp:-?} busy cycles per pkt in the handler; sink ${own_cpp:-?})"
 }
 
 fig_enqueue() {
@@ -343,7 +349,7 @@ drv_start() {
 	for ((i = 0; i < n; i++)); do vd+=("$(vu_vdev "$i" "${SOCKS[$i]}")"); done
 	# shellcheck disable=SC2046 # eth_peers is a word list
 	tp_start drv "$TP_CPU" "$n" "$2" "${vd[@]}" -- --forward-mode=io --total-num-mbufs="$3" \
-		$(eth_peers "$n")
+		--record-core-cycles $(eth_peers "$n")
 }
 
 # switch_run IMPL RUN CASES: one start of switch + driver, the CASES in order
@@ -352,7 +358,7 @@ switch_run() {
 	local impl=$1 run=$2 c mode size v b mbufs mem
 	shift 2
 	local -a cases=("$@")
-	local -A blk=() cpu=() lat=() cyc=() cycidx=()
+	local -A blk=() cpu=() lat=() cyc=() cycidx=() own=()
 	if ! sut_start "$impl" 2; then
 		sut_stop
 		local -a tcases=()
@@ -393,9 +399,9 @@ switch_run() {
 			tp_cmd drv "set txpkts $size"
 			tp_cmd drv "start tx_first 64"
 			CYC_TP_SHOWS=()
-			if tp_window drv "$(sut_pid "$impl")" "$impl"; then
+			if TP_OWN_CYCLES=1 tp_window drv "$(sut_pid "$impl")" "$impl"; then
 				blk[$c]=$tp_block cpu[$c]=$cpu_ms cyc[$c]="$cyc_busy $cyc_pkts"
-				cycidx[$c]=${CYC_TP_SHOWS[0]:-}
+				cycidx[$c]=${CYC_TP_SHOWS[0]:-} own[$c]=$tp_own_fshow
 			fi
 			tp_cmd drv stop
 			sleep 0.3
@@ -414,11 +420,12 @@ switch_run() {
 		local cpp
 		# shellcheck disable=SC2086 # two numbers
 		cpp=$(cyc_per_pkt ${cyc[$c]:-})
+		own_cycles drv "${own[$c]:-}"
 		record switch "$c" "$impl" "$run" "$(mpps "$v")" "error=$SUT_ERR" \
 			"cpu_per_pkt=$(ns_per_pkt "${cpu[$c]:-}" "$v")" "cpu_event=$PERF_EVENT" \
-			"cycles_per_pkt=$cpp" \
+			"cycles_per_pkt=$cpp" "driver_cycles_per_pkt=$own_cpp" "driver_cap_mpps=$own_cap_mpps" \
 			"port_rx_pps=$([[ -n ${blk[$c]:-} ]] && tp_pps_ports drv "${blk[$c]}" rx)"
-		show switch "$c" "$impl" "$run" "$(mpps "$v")" "Mpps (${cpu[$c]:+$(ns_per_pkt "${cpu[$c]}" "$v") ${PERF_EVENT/task-clock/ns} of CPU per pkt, }${cpp:-?} busy cycles per pkt)"
+		show switch "$c" "$impl" "$run" "$(mpps "$v")" "Mpps (${cpu[$c]:+$(ns_per_pkt "${cpu[$c]}" "$v") ${PERF_EVENT/task-clock/ns} of CPU per pkt, }${cpp:-?} busy cycles per pkt; driver ${own_cpp:-?})"
 	done
 }
 
