@@ -160,7 +160,11 @@ unsigned vnet_net_enqueue(struct vnet_vq *vq, unsigned hdr_len, struct vnet_pkt 
 				/* No guest offloads are negotiated: the frame is complete. */
 				if (c->iov[0].iov_len >= need) {
 					uint8_t *dst = c->iov[0].iov_base;
-					memcpy(dst, &h, hdr_len);
+					/* Constant sizes: a libc call per frame costs more than the store. */
+					if (hdr_len == sizeof(h))
+						memcpy(dst, &h, sizeof(h));
+					else
+						memcpy(dst, &h, hdr_len);
 					frame_copy(dst + hdr_len, p->data, p->len);
 				} else {
 					iov_copy(c->iov, c->n_in, 0, &h, hdr_len, TO_IOV);
