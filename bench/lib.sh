@@ -66,8 +66,8 @@ hugepages_free() { awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo; }
 
 # --- testpmd through a fifo ---------------------------------------------------------
 # Interactive testpmd reading commands from a fifo we hold open. Its stdout is
-# a file (fully buffered): "show port stats all" blocks are parsed after it
-# has quit. testpmd's Rx-pps/Tx-pps are packets since the previous "show" of
+# a file (line-buffered, see tp_start): "show port stats all" blocks are
+# parsed after it has quit. testpmd's Rx-pps/Tx-pps are packets since the previous "show" of
 # that port divided by the time between them, so a show at the start and one
 # at the end of a window give the window's mean rate.
 
@@ -89,8 +89,11 @@ tp_start() {
 	local fifo=$WORK/tp.$TP_SEQ.fifo log=$RAW/tp.$TP_SEQ.$name.log pfx=${PREFIX}_$TP_SEQ
 	rm -f "$fifo"
 	mkfifo "$fifo" || return 1
+	# stdbuf -oL: testpmd echoes each command as it reads it, straight to the
+	# log, while its stats sit in a 4 KB stdio buffer: an echo could land
+	# inside a "NIC statistics for port N" header and shift every later block.
 	# shellcheck disable=SC2046 # testpmd_pmd_args is a word list
-	taskset -c "$cpu" "$TESTPMD" --lcores "0@$cpu,1@$cpu" --no-huge -m "$mem" \
+	taskset -c "$cpu" stdbuf -oL "$TESTPMD" --lcores "0@$cpu,1@$cpu" --no-huge -m "$mem" \
 		--single-file-segments --no-pci --file-prefix "$pfx" $(testpmd_pmd_args) \
 		"${vdevs[@]}" -- -i --nb-cores=1 --rxd="$QSIZE" --txd="$QSIZE" "$@" \
 		<"$fifo" >"$log" 2>&1 &

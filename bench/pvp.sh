@@ -122,7 +122,7 @@ tp_begin() {
 	tp_log=$work/testpmd.$tp_seq.log
 	local vd="queue_size=$QSIZE,queues=1"
 	# shellcheck disable=SC2046 # testpmd_eal_args is a word list
-	taskset -c "$TP_CPU" "$TESTPMD" --lcores "0@$TP_CPU,1@$TP_CPU" \
+	taskset -c "$TP_CPU" stdbuf -oL "$TESTPMD" --lcores "0@$TP_CPU,1@$TP_CPU" \
 		$(testpmd_eal_args "${prefix}_$tp_seq") \
 		--vdev "net_virtio_user0,path=$work/run/vm1.sock,$vd" \
 		--vdev "net_virtio_user1,path=$work/run/vm2.sock,$vd" \
@@ -185,7 +185,7 @@ measure() {
 	stats=$(ctl port-stats 2>/dev/null)
 	pmd_stats=$(ctl pmd-stats 2>/dev/null)
 	tp_end
-	# testpmd's stdout is a file, fully buffered: read it once testpmd is gone.
+	# Read testpmd's log once it is gone (all of it written).
 	read -r m_p0 m_p1 < <(last_rx_pps)
 	sw_end
 }
