@@ -251,17 +251,17 @@ cyc_take() {
 	esac
 }
 
-# own_cycles NAME INDEX: testpmd NAME's own busy cycles per packet over the
-# window of tp_own_fshow INDEX (after NAME quit) and the rate those cycles
-# allow on its one core: sets own_cpp and own_cap_mpps (empty if unknown).
+# own_cycles NAME INDEX: testpmd NAME's own cycles per packet over the window
+# of tp_own_fshow INDEX (after NAME quit) and its TSC clock: sets own_cpp and
+# own_mhz (empty if unknown). In io and rxonly modes testpmd counts only
+# iterations that received frames (busy cycles); txonly counts every one.
 own_cycles() {
-	own_cpp='' own_cap_mpps=''
+	own_cpp='' own_mhz=''
 	[[ -n ${2:-} ]] || return 0
 	local c p mhz
 	read -r c p mhz < <(tp_fwd_cycles "$1" "$2")
 	own_cpp=$(cyc_per_pkt "$c" "$p")
-	[[ -n $own_cpp && -n $mhz ]] &&
-		own_cap_mpps=$(awk -v m="$mhz" -v c="$own_cpp" 'BEGIN { if (c > 0) printf "%.2f", m / c }')
+	own_mhz=${mhz:-}
 	return 0
 }
 
@@ -276,7 +276,7 @@ cyc_per_pkt() {
 # that block has no "CPU cycles/packet" line, i.e. no packets). The blocks a
 # "stop" prints (between "Telling cores to stop" and "Done.") do not count.
 tp_fwd_cycles() {
-	sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "${TP_LOG[$1]}" 2>/dev/null | awk -v want="$2" '
+	sed 's/\x1b\[[0-9;]*[A-Za-z]//g; s/\r//g' "${TP_LOG[$1]}" 2>/dev/null | awk -v want="$2" '
 		/Telling cores to stop/ { stopping = 1 }
 		/^Done\./ { stopping = 0 }
 		/Accumulated forward statistics/ && !stopping { n++ }

@@ -145,11 +145,28 @@ def summarize(samples):
                     st["n_samples"] = len(pool)
             if fig in ("switch", "cpu", "dequeue", "enqueue"):
                 for impl, st in impls.items():
-                    for k in ("cpu_per_pkt", "cycles_per_pkt", "driver_cycles_per_pkt",
-                              "driver_cap_mpps"):
+                    for k in ("cpu_per_pkt", "cycles_per_pkt", "driver_cycles_per_pkt"):
                         vals = [s[k] for s in ss if s["impl"] == impl and s.get("ok")
                                 and isinstance(s.get(k), (int, float))]
                         st[k + "_median"] = median(vals)
+                    # Share of its core a program was busy: cycles per packet
+                    # x packets per second / clock (the window's mean).
+                    for k, out in (("cycles_per_pkt", "busy_share"),
+                                   ("driver_cycles_per_pkt", "driver_busy_share")):
+                        vals = [s[k] * s["value"] / s["tsc_mhz"] for s in ss
+                                if s["impl"] == impl and s.get("ok")
+                                and all(isinstance(s.get(x), (int, float)) and s.get(x)
+                                        for x in (k, "value", "tsc_mhz"))]
+                        st[out + "_median"] = median(vals)
+                drv = [s for s in ss if s.get("ok")
+                       and isinstance(s.get("driver_cycles_per_pkt"), (int, float))
+                       and isinstance(s.get("tsc_mhz"), (int, float))]
+                if drv:
+                    best = min(drv, key=lambda s: s["driver_cycles_per_pkt"])
+                    entry["driver_cheapest"] = {"cycles_per_pkt": best["driver_cycles_per_pkt"],
+                                                "impl": best["impl"], "run": best["run"],
+                                                "mpps_at_that_cost": best["tsc_mhz"] /
+                                                best["driver_cycles_per_pkt"]}
             if fig == "memory":
                 for impl, st in impls.items():
                     ok = [s for s in ss if s["impl"] == impl and s.get("ok")]
@@ -161,13 +178,8 @@ def summarize(samples):
     return summary
 
 
-def driver_medians(impls):
-    """The testpmd on the other side, whatever the implementation under test:
-    the median over the implementations of their median driver cycles per
-    packet and of the rate those cycles allow."""
-    def over(k):
-        return median([st[k] for st in impls.values() if isinstance(st.get(k), (int, float))])
-    return over("driver_cycles_per_pkt_median"), over("driver_cap_mpps_median")
+def pct(v):
+    return f"{100 * v:.0f} %" if isinstance(v, (int, float)) else "–"
 
 
 def fmt(v, unit=""):
@@ -293,22 +305,21 @@ def markdown(meta, summary, main_only=False):
                      "handler's own count (vnet-pktgen: rounds that moved frames; testpmd "
                      "`--record-core-cycles`: iterations that moved frames). When both handlers reach "
                      "the rate the testpmd on the other side can offer or take, this is the figure "
-                     "that tells them apart. The testpmd on the other side (txonly source, rxonly "
-                     "sink) counts its own busy cycles too (`--record-core-cycles`); its clock "
-                     "divided by them is the most it could offer or take on its core (the median over "
-                     "both handlers of each one's median):")
+                     "that tells them apart. Busy share: how much of its core the handler was busy "
+                     "(cycles per packet × rate / clock, median of the runs); a handler well below "
+                     "100 % did not set the rate — testpmd on the other side did:")
         lines.append("")
         lines.append("| Figure | Case | vnet cycles | DPDK cycles | vnet/DPDK (lower is better) "
-                     "| testpmd source/sink cycles | its ceiling, Mpps |")
+                     "| vnet busy share | DPDK busy share |")
         lines.append("|---|---|---:|---:|---:|---:|---:|")
         for fig, case in hc:
             im = summary[fig][case]["impls"]
             v = im.get("vnet", {}).get("cycles_per_pkt_median")
             d = im.get("dpdk", {}).get("cycles_per_pkt_median")
             r = f"{v / d:.2f}" if v and d else "–"
-            dc, cap = driver_medians(im)
             lines.append(f"| {fig.capitalize()} | {case_label(fig, case)} | {fmt(v)} | {fmt(d)} | {r} "
-                         f"| {fmt(dc)} | {fmt(cap)} |")
+                         f"| {pct(im.get('vnet', {}).get('busy_share_median'))} "
+                         f"| {pct(im.get('dpdk', {}).get('busy_share_median'))} |")
         lines.append("")
     pl = placement_table(summary)
     if pl:
@@ -322,21 +333,25 @@ def markdown(meta, summary, main_only=False):
                      "`dpif-netdev/pmd-stats-show` processing cycles, testpmd `--record-core-cycles`), "
                      f"and `perf stat -e {ev}` on the whole switch process ({unit} per packet; a "
                      "busy-polling PMD burns its core, so at saturation this is about 1e9 / rate). "
-                     "The driver (testpmd io-fwd over two virtio-user ports) counts its own busy "
-                     "cycles per packet the same way; its clock divided by them is the loop rate "
-                     "the driver could carry on its core whatever the switch (the median over the "
-                     "switches of each one's median):")
+                     "The driver (testpmd io-fwd over two virtio-user ports, `--record-core-cycles`) "
+                     "counts its own busy cycles the same way: its busy share (median over all runs "
+                     "of all switches) says whether it had room to send more, and its cheapest run "
+                     "the most it could carry at that cost:")
         lines.append("")
         lines.append("| Case | vnet cycles | DPDK cycles | OVS cycles | vnet " + unit + " | DPDK " + unit
-                     + " | OVS " + unit + " | driver cycles | driver ceiling, Mpps |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                     + " | OVS " + unit + " | driver busy share | driver cycles, cheapest run "
+                     "| Mpps at that cost |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for case in sorted(sw, key=case_key):
             im = sw[case]["impls"]
             cy = [fmt(im[i].get("cycles_per_pkt_median")) if i in im else "–" for i in ("vnet", "dpdk", "ovs")]
             cp = [fmt(im[i].get("cpu_per_pkt_median")) if i in im else "–" for i in ("vnet", "dpdk", "ovs")]
-            dc, cap = driver_medians(im)
+            shares = [st.get("driver_busy_share_median") for st in im.values()
+                      if isinstance(st.get("driver_busy_share_median"), (int, float))]
+            ch = sw[case].get("driver_cheapest") or {}
+            cheap = (f"{fmt(ch['cycles_per_pkt'])} ({ch['impl']} run {ch['run']})" if ch else "–")
             lines.append(f"| {case_label('switch', case)} | " + " | ".join(cy + cp) +
-                         f" | {fmt(dc)} | {fmt(cap)} |")
+                         f" | {pct(median(shares))} | {cheap} | {fmt(ch.get('mpps_at_that_cost'))} |")
         lines.append("")
     notes = [
         "Traffic source and sink: DPDK 22.11 `dpdk-testpmd` (`--no-huge -m 256 --single-file-segments "
@@ -344,6 +359,9 @@ def markdown(meta, summary, main_only=False):
         "(dequeue: Tx-pps of txonly; enqueue, switch, scaling: Rx-pps, both directions summed).",
         "Dequeue/enqueue: vnet = `vnet-pktgen --role backend --mode rx|tx` (libvnet's vhost-user "
         "handler), DPDK = testpmd `net_vhost` rxonly|txonly.",
+        "Since 2026-11-24 the testpmd on the other side (source, sink, driver) runs with "
+        "`--record-core-cycles` too (two TSC reads per forwarding iteration), so its rates are "
+        "not strictly comparable with earlier result files.",
         "Switch loop: driver testpmd io-fwd (for the learning bridge: mac-fwd with each port's peer "
         "address set to the other port's MAC, so frames are unicast and MACs stay on their ports), "
         "`start tx_first 64`; DPDK = testpmd io-fwd between two `net_vhost` ports; "

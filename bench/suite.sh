@@ -226,7 +226,7 @@ dequeue_run() { # IMPL RUN SIZE
 	[[ -n $v ]] && cpp=$(handler_cycles "$impl" rx_packets)
 	own_cycles drv "$own"
 	record dequeue "$size" "$impl" "$run" "$v" "cycles_per_pkt=$cpp" \
-		"driver_cycles_per_pkt=$own_cpp" "driver_cap_mpps=$own_cap_mpps"
+		"driver_cycles_per_pkt=$own_cpp" "tsc_mhz=$own_mhz"
 	show dequeue "$size B" "$impl" "$run" "$v" "Mpps (${cpp:-?} busy cycles per pkt in the handler; source ${own_cpp:-?})"
 }
 
@@ -271,7 +271,7 @@ enqueue_run() { # IMPL RUN SIZE
 	[[ -n $v ]] && cpp=$(handler_cycles "$impl" tx_packets)
 	own_cycles drv "$own"
 	record enqueue "$size" "$impl" "$run" "$v" "cycles_per_pkt=$cpp" \
-		"driver_cycles_per_pkt=$own_cpp" "driver_cap_mpps=$own_cap_mpps"
+		"driver_cycles_per_pkt=$own_cpp" "tsc_mhz=$own_mhz"
 	show enqueue "$size B" "$impl" "$run" "$v" "Mpps (${cpp:-?} busy cycles per pkt in the handler; sink ${own_cpp:-?})"
 }
 
@@ -423,7 +423,7 @@ switch_run() {
 		own_cycles drv "${own[$c]:-}"
 		record switch "$c" "$impl" "$run" "$(mpps "$v")" "error=$SUT_ERR" \
 			"cpu_per_pkt=$(ns_per_pkt "${cpu[$c]:-}" "$v")" "cpu_event=$PERF_EVENT" \
-			"cycles_per_pkt=$cpp" "driver_cycles_per_pkt=$own_cpp" "driver_cap_mpps=$own_cap_mpps" \
+			"cycles_per_pkt=$cpp" "driver_cycles_per_pkt=$own_cpp" "tsc_mhz=$own_mhz" \
 			"port_rx_pps=$([[ -n ${blk[$c]:-} ]] && tp_pps_ports drv "${blk[$c]}" rx)"
 		show switch "$c" "$impl" "$run" "$(mpps "$v")" "Mpps (${cpu[$c]:+$(ns_per_pkt "${cpu[$c]}" "$v") ${PERF_EVENT/task-clock/ns} of CPU per pkt, }${cpp:-?} busy cycles per pkt; driver ${own_cpp:-?})"
 	done

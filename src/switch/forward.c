@@ -307,7 +307,7 @@ static void flood_vlan(struct pkt_ctx *c, uint16_t vlan, uint32_t cur)
 }
 
 /* An equality tag only (byte order is irrelevant): the MAC's six bytes in
- * one load each, the VLAN above them, bit 63 so that no tag is 0. */
+ * two loads, the VLAN above them, bit 63 so that no tag is 0. */
 static inline uint64_t learn_tag(uint64_t vlan_bits, const uint8_t *mac)
 {
 	uint32_t lo;
