@@ -20,7 +20,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
+
+#include "util/cycles.h"
 
 static _Alignas(64) atomic_uint_fast64_t ball;
 static atomic_bool responder_failed;
@@ -51,13 +52,6 @@ static void *responder(void *arg)
 	return NULL;
 }
 
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -81,7 +75,7 @@ int main(int argc, char **argv)
 	double batch[5];
 	uint64_t v = 0;
 	for (int b = 0; b < 5; b++) {
-		double t0 = now_ns();
+		uint64_t t0 = vnet_mono_ns();
 		for (unsigned long i = 0; i < rounds; i++) {
 			atomic_store_explicit(&ball, ++v, memory_order_release);
 			++v;
@@ -91,7 +85,7 @@ int main(int argc, char **argv)
 				__builtin_ia32_pause();
 			}
 		}
-		batch[b] = (now_ns() - t0) / (double)rounds;
+		batch[b] = (double)(vnet_mono_ns() - t0) / (double)rounds;
 	}
 joined:;
 	void *rc;

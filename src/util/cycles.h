@@ -32,9 +32,7 @@ static inline uint64_t vnet_cycles(void)
 #if defined(__x86_64__) || defined(__i386__)
 	return __rdtsc();
 #else
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return vnet_mono_ns();
 #endif
 }
 
